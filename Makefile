@@ -1,0 +1,32 @@
+# Two entry points: `make demo` (quickstart: data -> train -> frozen vs adaptive MPC -> report)
+# and `make test` (the CI suite). Both create the virtualenv they need.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WORKDIR ?= workdirs/quickstart
+
+.PHONY: venv demo test test-slow benchmark clean
+
+$(BIN)/.installed: setup.py
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	$(BIN)/python experiments/quickstart.py --workdir=$(WORKDIR)
+
+test: venv
+	$(BIN)/python -m pytest -q tests
+
+test-slow: venv
+	$(BIN)/python -m pytest -q -m slow tests
+
+benchmark: venv
+	$(BIN)/python experiments/benchmark_envs.py
+	$(BIN)/python experiments/benchmark.py
+
+clean:
+	rm -rf $(VENV) .jax_cache

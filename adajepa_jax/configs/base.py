@@ -1,0 +1,135 @@
+"""Config sections shared by every task config. Each section is owned by one package:
+
+  task   -> envs        data  -> data         model -> models
+  train  -> training    plan  -> planning     adapt -> adaptation     eval -> mpc / eval
+
+Task files (`pusht.py`, `pushobj.py`, `pointmaze.py`) compose these and apply a scale
+(`cpu`: runs here in minutes; `tiny`: tests; `paper`: the authors' scale, for accelerators).
+Select one from the command line as `--config=adajepa_jax/configs/pusht.py:cpu`.
+"""
+import ml_collections
+
+SCALES = ("tiny", "cpu", "paper")
+
+
+def task_config():
+  c = ml_collections.ConfigDict()
+  c.name = "pusht"          # a registered task name (adajepa_jax.envs.names())
+  c.kwargs = ml_collections.ConfigDict({"image_size": 64})
+  return c
+
+
+def data_config():
+  c = ml_collections.ConfigDict()
+  c.episodes = 1000         # offline trajectories
+  c.length = 100            # env steps per trajectory
+  c.seed = 0
+  c.shard_episodes = 250    # episodes per shard on disk
+  c.frameskip = 5           # env actions per model step
+  c.history = 3             # context frames of the predictor
+  c.val_fraction = 0.05
+  return c
+
+
+def model_config():
+  c = ml_collections.ConfigDict()
+  c.encoder = "resnet"      # "resnet" (global latent) | "spatial" (patch tokens)
+  c.widths = (16, 32, 64, 128)
+  c.latent_dim = 64
+  c.predictor = "transformer"   # "transformer" | "mlp"
+  c.depth = 2
+  c.heads = 4
+  c.mlp_ratio = 4
+  c.action_emb_dim = 10
+  c.proprio_emb_dim = 10
+  c.lora_rank = 0
+  return c
+
+
+def train_config():
+  c = ml_collections.ConfigDict()
+  c.batch_size = 32
+  c.steps = 3000
+  c.lr_encoder = 1e-4
+  c.lr_predictor = 5e-4
+  c.warmup_steps = 100
+  c.weight_decay = 0.0
+  c.curvature_weight = 0.0
+  c.vicreg_var_weight = 0.0
+  c.vicreg_cov_weight = 0.0
+  c.eval_every = 500
+  c.checkpoint_every = 500
+  c.seed = 0
+  return c
+
+
+def plan_config():
+  c = ml_collections.ConfigDict()
+  c.planner = "cem"         # "cem" | "gd" | "mppi"
+  c.horizon = 5             # model steps
+  c.objective = "staged"    # "terminal" | "all" | "staged"
+  c.staged_switch = 5       # replans using the terminal cost before switching to all-frames 2^i
+  c.proprio_weight = 1.0
+  c.cem = ml_collections.ConfigDict(
+      {"samples": 200, "elites": 30, "iterations": 10, "init_sigma": 1.0, "min_sigma": 0.05})
+  c.gd = ml_collections.ConfigDict({"lr": 0.1, "steps": 100})
+  c.mppi = ml_collections.ConfigDict(
+      {"samples": 200, "iterations": 10, "temperature": 0.1, "noise": 1.0})
+  return c
+
+
+def adapt_config():
+  c = ml_collections.ConfigDict()
+  c.enabled = True
+  c.spec = "predlast+enclast"
+  c.lr_predictor = 5e-4
+  c.lr_encoder = 1e-5
+  c.steps = 1               # U: gradient steps per replan
+  c.reset_optimizer = True  # the paper's behaviour: fresh Adam moments every replan
+  c.buffer = "recent"       # "recent" | "hard" | "none" | "unbounded"
+  c.buffer_size = 5
+  c.lora_rank = 8
+  return c
+
+
+def eval_config():
+  c = ml_collections.ConfigDict()
+  c.replans = 20
+  c.episodes = 50
+  c.seeds = 3
+  c.shift = "clean"
+  c.seed = 0
+  return c
+
+
+def base_config():
+  c = ml_collections.ConfigDict()
+  c.task = task_config()
+  c.data = data_config()
+  c.model = model_config()
+  c.train = train_config()
+  c.plan = plan_config()
+  c.adapt = adapt_config()
+  c.eval = eval_config()
+  return c
+
+
+def apply_scale(c, scale):
+  """Shrinks or grows `c` in place for `scale` in SCALES; unknown scales raise ValueError."""
+  if scale not in SCALES:
+    raise ValueError(f"Unknown config scale {scale!r}; valid scales: {', '.join(SCALES)}")
+  if scale == "tiny":
+    c.task.kwargs.image_size = 32
+    c.data.update(episodes=16, length=30, shard_episodes=8)
+    c.model.update(widths=(8, 16), latent_dim=16, depth=1, heads=2)
+    c.train.update(batch_size=8, steps=20, eval_every=10, checkpoint_every=10, warmup_steps=2)
+    c.plan.cem.update(samples=16, elites=4, iterations=2)
+    c.plan.gd.update(steps=3)
+    c.plan.mppi.update(samples=16, iterations=2)
+    c.eval.update(replans=3, episodes=2, seeds=2)
+  elif scale == "paper":
+    c.task.kwargs.image_size = 224
+    c.model.update(widths=(32, 64, 128, 256, 512), latent_dim=384, depth=6, heads=16)
+    c.train.update(batch_size=64, lr_encoder=1e-5, lr_predictor=5e-4, steps=100_000)
+    c.eval.update(replans=20, episodes=50, seeds=3)
+  return c

@@ -1,0 +1,8 @@
+"""PushT: T block, visual shifts. `--config=adajepa_jax/configs/pusht.py:cpu` (or :tiny, :paper)."""
+from adajepa_jax.configs import base
+
+
+def get_config(scale="cpu"):
+  c = base.base_config()
+  c.task.name = "pusht"
+  return base.apply_scale(c, scale)

@@ -1,0 +1,25 @@
+"""One place that lists every task: name -> constructor, registered with brax too.
+
+`make(name, **kwargs)` builds a task; `brax.envs.get_environment(name, **kwargs)` gives the same object.
+"""
+import brax.envs
+
+_TASKS = {}
+
+
+def register(name, constructor):
+  """Registers `constructor(**kwargs) -> Env` under `name` here and in brax's registry."""
+  _TASKS[name] = constructor
+  brax.envs.register_environment(name, constructor)
+
+
+def names():
+  """Sorted names of all registered tasks."""
+  return sorted(_TASKS)
+
+
+def make(name, **kwargs):
+  """Builds the task `name`. Raises ValueError naming the valid tasks if `name` is unknown."""
+  if name not in _TASKS:
+    raise ValueError(f"Unknown task {name!r}; valid tasks: {', '.join(names())}")
+  return _TASKS[name](**kwargs)
