@@ -37,6 +37,14 @@ class TaskEnv(brax_base.Env, abc.ABC):
   def reset_to(self, key, task) -> State:
     """Resets an episode of the given task."""
 
+  def explore_action(self, key, state, prev_action):
+    """Exploration policy for offline data: f32[action_size] in [-1, 1]. Default: uniform random.
+
+    Tasks override it (PushT/PushObj: scripted pushes biased towards the block; mazes: random with momentum).
+    """
+    del state, prev_action
+    return jax.random.uniform(key, (self.action_size,), minval=-1.0, maxval=1.0)
+
   def reset(self, rng) -> State:
     k_task, k_reset = jax.random.split(rng)
     return self.reset_to(k_reset, self.sample_task(k_task))
