@@ -1,0 +1,42 @@
+"""Success statistics over test seeds: mean and a 95% confidence interval (Student t over seed means)."""
+import math
+
+import numpy as np
+
+# Two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30 (standard statistical table values).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def t_quantile_975(df):
+  """t_{0.975} for `df` degrees of freedom (normal 1.96 beyond the table)."""
+  if df < 1:
+    raise ValueError(f"need at least 2 seeds for a confidence interval, got df={df}")
+  return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
+def seed_summary(success, seeds):
+  """Mean success (%) and 95% CI half-width over seeds.
+
+  Args:
+    success: bool/float[seeds * episodes], seed-major (as `mpc.episode_keys` lays episodes out).
+    seeds: number of test seeds.
+
+  Returns:
+    dict(mean, ci95, per_seed list, episodes) with percentages; ci95 is nan for a single seed.
+  """
+  success = np.asarray(success, np.float64).reshape(seeds, -1)
+  per_seed = 100.0 * success.mean(axis=1)
+  mean = float(per_seed.mean())
+  if seeds > 1:
+    ci = t_quantile_975(seeds - 1) * float(per_seed.std(ddof=1)) / math.sqrt(seeds)
+  else:
+    ci = float("nan")
+  return {"mean": mean, "ci95": ci, "per_seed": per_seed.tolist(), "episodes": int(success.size)}
+
+
+def success_curve(per_replan_success):
+  """Fraction of episodes that have succeeded by each replan. f32[E, R] -> f64[R] (percent)."""
+  reached = np.maximum.accumulate(np.asarray(per_replan_success) > 0.5, axis=1)
+  return 100.0 * reached.mean(axis=0)

@@ -1,0 +1,56 @@
+"""Figures: success-vs-replan curves, maze trajectories, and GIFs of episodes beside their goal."""
+import imageio.v2 as imageio
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_success_curves(curves, path, title="", budget_label="replans"):
+  """curves: {label: f[R] percent reached by each replan} -> PNG at `path`."""
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  for label, curve in curves.items():
+    ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", ms=3, label=label)
+  ax.set_xlabel(budget_label)
+  ax.set_ylabel("success reached (%)")
+  ax.set_ylim(0, 100)
+  ax.grid(alpha=0.3)
+  ax.set_title(title)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_maze_trajectories(wall_mask, trajectories, goals, path, cell=1.0, title=""):
+  """Top-down maze with ball trajectories.
+
+  Args:
+    wall_mask: bool[R, C] walls (row 0 at the top).
+    trajectories: list of f[T, 2] ball xy (world frame, origin at the maze's bottom-left corner).
+    goals: list of f[2] goal xy.
+  """
+  rows, cols = np.asarray(wall_mask).shape
+  fig, ax = plt.subplots(figsize=(4, 4 * rows / cols))
+  ax.imshow(np.asarray(wall_mask), cmap="Greys", extent=(0, cols * cell, 0, rows * cell), vmin=0, vmax=1.5)
+  for i, (traj, goal) in enumerate(zip(trajectories, goals)):
+    traj = np.asarray(traj)
+    colour = plt.cm.tab10(i % 10)
+    ax.plot(traj[:, 0], traj[:, 1], "-", color=colour, lw=1.5)
+    ax.plot(traj[0, 0], traj[0, 1], "o", color=colour, ms=5)
+    ax.plot(goal[0], goal[1], "*", color=colour, ms=10, mec="k")
+  ax.set_title(title)
+  ax.set_xticks([])
+  ax.set_yticks([])
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def write_episode_gif(frames, goal, path, fps=4):
+  """frames: uint8[T, H, W, 3] observed frames; goal: uint8[H, W, 3]. Each GIF frame shows frame | goal."""
+  frames = np.asarray(frames)
+  goal = np.broadcast_to(np.asarray(goal), frames.shape)
+  sep = np.full(frames.shape[:2] + (2, 3), 255, np.uint8)
+  imageio.mimsave(path, list(np.concatenate([frames, sep, goal], axis=2)), duration=1.0 / fps, loop=0)

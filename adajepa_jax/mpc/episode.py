@@ -1,0 +1,229 @@
+"""One MPC episode = one `lax.scan` over replans (frozen or adaptive: the same program).
+
+Per replan:  encode context + goal with the current params -> plan (CEM/GD/MPPI over latent rollouts)
+-> execute the first chunk in MJX (frameskip env steps) -> observe -> add the window to the buffer
+-> `adapt_step` (skipped entirely when adaptation is off) -> slide the context window.
+
+Real frames are the predictor's context (up to `history` frames, left-padded and masked at the start).
+Each episode owns its adapted params, optimiser state and buffer, so `jax.vmap(episode)` runs many at once.
+
+Example:
+  program = make_episode(env, wm, cfg, condition)
+  result = jax.jit(jax.vmap(program.run, in_axes=(None, 0)))(params, keys)   # keys: (E,) typed keys
+"""
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from adajepa_jax import adaptation, planning
+from adajepa_jax.envs import shifts as shifts_lib
+from adajepa_jax.planning import objectives
+
+
+@struct.dataclass
+class Context:
+  """The last `history` real frames and the action chunks between them (left-padded at the start).
+
+  obs: {'pixels': uint8[h, H, W, 3], 'proprio': f32[h, P]}; actions: f32[h-1, A]; valid: bool[h].
+  """
+  obs: Any
+  actions: jax.Array
+  valid: jax.Array
+
+
+@struct.dataclass
+class Carry:
+  env_state: Any
+  params: Any
+  opt_state: Any
+  buffer: Any
+  context: Context
+  plan: jax.Array           # f32[H, A], warm start for the next replan
+  goal_pixels: jax.Array    # uint8[H, W, 3], the (possibly corrupted) goal image, fixed per episode
+  success_any: jax.Array    # bool[]
+  key: jax.Array
+
+
+@struct.dataclass
+class EpisodeResult:
+  """Outputs of one episode (leading axes added by vmap).
+
+  success_any: bool[] reached at any chunk within the budget; success_final: bool[] at the last step;
+  per_replan: dict of f32[R] (success, plan_cost, pred_error_before/after, adapt_loss, skipped, env metrics);
+  states: f32[R+1, S] true states (diagnostics, trajectory plots); goal_state: f32[S];
+  frames: uint8[R+1, H, W, 3] observed frames (None unless recorded); goal_pixels: uint8[H, W, 3] as planned to.
+  """
+  success_any: jax.Array
+  success_final: jax.Array
+  per_replan: Any
+  states: jax.Array
+  goal_state: jax.Array
+  frames: Any
+  goal_pixels: jax.Array
+
+
+def _window(context, new_obs, chunk):
+  """A training window (the loader's batch structure, unbatched) from the context and the new frame."""
+  obs = jax.tree.map(lambda c, n: jnp.concatenate([c, n[None]], 0), context.obs, new_obs)
+  return {
+      "pixels": obs["pixels"],
+      "proprio": obs["proprio"],
+      "actions": jnp.concatenate([context.actions, chunk[None]], 0),
+      "valid": jnp.concatenate([context.valid, jnp.ones((1,), bool)], 0),
+  }
+
+
+def _slide(context, new_obs, chunk):
+  """Drops the oldest context frame and appends the new one."""
+  obs = jax.tree.map(lambda c, n: jnp.concatenate([c[1:], n[None]], 0), context.obs, new_obs)
+  actions = jnp.concatenate([context.actions[1:], chunk[None]], 0)
+  valid = jnp.concatenate([context.valid[1:], jnp.ones((1,), bool)], 0)
+  return Context(obs=obs, actions=actions, valid=valid)
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeProgram:
+  """The pieces of one episode. `run` is the whole episode as one scan; `init`/`replan`/`finish` are its
+  building blocks (the benchmark's one-episode-at-a-time reference loop jits and calls them from Python).
+
+  init(params, key, task=None) -> Carry;  replan(carry, replan_idx) -> (carry, outputs);
+  finish(first_carry, final_carry, stacked_outputs) -> EpisodeResult;  run(params, key, task=None).
+  """
+  init: Callable
+  replan: Callable
+  finish: Callable
+  run: Callable
+
+
+def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodeProgram:
+  """Builds the episode program; `program.run(params, key)` is a pure function of the params and a key.
+
+  Args:
+    env: a `TaskEnv` (already built with the condition's env kwargs, e.g. the unseen shape set).
+    wm: the `WorldModel` from `models.make_world_model`.
+    cfg: the full config (sections data, plan, adapt, eval are read; all static).
+    condition: a `shifts.Condition` (visual corruption + task transform); None means `clean`.
+    record_frames: keep the observed frames in the result (for GIFs); off saves memory in big sweeps.
+  """
+  condition = condition or shifts_lib.get("clean")
+  fs, hist = cfg.data.frameskip, cfg.data.history
+  horizon, replans = cfg.plan.horizon, cfg.eval.replans
+  env_a = env.action_size
+  act_dim = env_a * fs
+  planner = planning.get_planner(cfg.plan.planner)
+  planner_cfg = cfg.plan[cfg.plan.planner]
+  adapt_on = bool(cfg.adapt.enabled)
+  if adapt_on:
+    adaptation.parse(cfg.adapt.spec)   # unknown specs fail here, before any tracing
+    buffer_size = adaptation.buffer_size(cfg.adapt.buffer, cfg.adapt.buffer_size, replans)
+
+  corrupt = condition.apply_pixels
+
+  def observe(env_state, key):
+    obs = env_state.obs
+    return {"pixels": corrupt(obs["pixels"], key), "proprio": obs["proprio"]}
+
+  def pred_error(params, window):
+    """The pretraining loss of one window (scores hard-N; the before/after-update metrics)."""
+    return adaptation.window_losses(params, jax.tree.map(lambda x: x[None], window), wm.loss)[0]
+
+  def replan(carry, replan_idx):
+    key, k_plan, k_obs = jax.random.split(carry.key, 3)
+    params, ctx = carry.params, carry.context
+    z_ctx = wm.encode(params, ctx.obs)                                    # [h, N, D]
+    z_goal = wm.encode(params, {"pixels": carry.goal_pixels,
+                                "proprio": carry.env_state.info["goal_obs"]["proprio"]})   # [N, D]
+    weights = objectives.horizon_weights(cfg.plan.objective, horizon, replan_idx, cfg.plan.staged_switch)
+
+    def cost_fn(plans):                                                   # [S, H, A] -> [S]
+      z_pred = jax.vmap(lambda p: wm.rollout(params, z_ctx, ctx.actions, p, ctx.valid))(plans)
+      return objectives.latent_cost(z_pred, z_goal, weights, wm.visual_dim, cfg.plan.proprio_weight)
+
+    plan, plan_info = planner(cost_fn, planning.warm_start(carry.plan), k_plan, planner_cfg)
+    chunk = plan[0]
+
+    def env_step(state, a):
+      return env.step(state, a), None
+
+    env_state, _ = jax.lax.scan(env_step, carry.env_state, chunk.reshape(fs, env_a))
+    new_obs = observe(env_state, k_obs)
+    window = _window(ctx, new_obs, chunk)
+    err_before = pred_error(params, window)
+
+    metrics = {"plan_cost": plan_info["cost"], "pred_error_before": err_before,
+               "success": env_state.metrics["success"]}
+    metrics.update({f"env_{k}": v for k, v in env_state.metrics.items() if k != "success"})
+    buffer, opt_state = carry.buffer, carry.opt_state
+    if adapt_on:
+      buffer = adaptation.buffer_add(buffer, window, err_before, cfg.adapt.buffer)
+      labels, optimizer = adapter_for(params)
+      params, opt_state, adapt_metrics = adaptation.adapt_step(
+          params, opt_state, buffer, loss_fn=wm.loss, optimizer=optimizer, labels=labels,
+          steps=cfg.adapt.steps, reset=cfg.adapt.reset_optimizer)
+      metrics["pred_error_after"] = pred_error(params, window)
+      metrics["adapt_loss"] = adapt_metrics["loss_before"]
+      metrics["skipped"] = adapt_metrics["skipped"].astype(jnp.float32)
+    else:
+      metrics["pred_error_after"] = err_before
+      metrics["adapt_loss"] = jnp.zeros(())
+      metrics["skipped"] = jnp.zeros(())
+
+    success = env_state.metrics["success"] > 0.5
+    new_carry = Carry(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer,
+                      context=_slide(ctx, new_obs, chunk), plan=plan, goal_pixels=carry.goal_pixels,
+                      success_any=carry.success_any | success, key=key)
+    outputs = (metrics, env_state.info["state"], new_obs["pixels"] if record_frames else None)
+    return new_carry, outputs
+
+  def init(params, key, task=None):
+    """The scan carry at the start of an episode (resets the env, fills the context with o_0)."""
+    k_task, k_reset, k_goal, k_obs, k_lora, k_run = jax.random.split(key, 6)
+    if task is None:
+      task = env.sample_task(k_task)
+    task = condition.apply_task(task)
+    env_state = env.reset_to(k_reset, task)
+    obs0 = observe(env_state, k_obs)
+    if adapt_on:
+      params = adaptation.prepare(cfg.adapt, params, k_lora)[0]   # adds LoRA adapters if the spec asks
+    context = Context(
+        obs=jax.tree.map(lambda x: jnp.broadcast_to(x, (hist,) + x.shape), obs0),
+        actions=jnp.zeros((hist - 1, act_dim)),
+        valid=jnp.arange(hist) == hist - 1)
+    if adapt_on:
+      example = _window(context, obs0, jnp.zeros((act_dim,)))
+      buffer = adaptation.buffer_init(example, buffer_size)
+      opt_state = adapter_for(params)[1].init(params)
+    else:
+      buffer, opt_state = None, None
+    return Carry(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer, context=context,
+                 plan=jnp.zeros((horizon, act_dim)),
+                 goal_pixels=corrupt(env_state.info["goal_obs"]["pixels"], k_goal),
+                 success_any=jnp.zeros((), bool), key=k_run)
+
+  def finish(first, final, outputs):
+    """Assembles the EpisodeResult from the first carry, the last carry and the stacked replan outputs."""
+    per_replan, states, frames = outputs
+    states = jnp.concatenate([first.env_state.info["state"][None], states], 0)
+    if record_frames:
+      frames = jnp.concatenate([first.context.obs["pixels"][-1:], frames], 0)
+    return EpisodeResult(success_any=final.success_any,
+                         success_final=final.env_state.metrics["success"] > 0.5,
+                         per_replan=per_replan, states=states,
+                         goal_state=first.env_state.info["goal_state"], frames=frames,
+                         goal_pixels=first.goal_pixels)
+
+  def episode(params, key, task=None):
+    """Runs one episode. params: pretrained world-model params; key: typed PRNG key; task: optional task."""
+    first = init(params, key, task)
+    final, outputs = jax.lax.scan(replan, first, jnp.arange(replans))
+    return finish(first, final, outputs)
+
+  def adapter_for(params):
+    """(labels, masked optimiser) for this param tree; resolved at trace time from its structure."""
+    labels = adaptation.resolve(cfg.adapt.spec, params)
+    return labels, adaptation.make_optimizer(labels, cfg.adapt.lr_predictor, cfg.adapt.lr_encoder)
+
+  return EpisodeProgram(init=init, replan=replan, finish=finish, run=episode)

@@ -1,0 +1,235 @@
+"""Adaptation on the real tiny world model: specs, masked steps, LoRA, skipping, buffers."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from adajepa_jax import adaptation, models
+from adajepa_jax.adaptation import spec as spec_lib
+from adajepa_jax.configs import pusht
+
+N_SLOTS = 5
+
+
+def _leaves(tree):
+  return {jax.tree_util.keystr(p): x if isinstance(x, str) else np.asarray(x)
+          for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+@pytest.fixture(scope="module")
+def setup():
+  cfg = pusht.get_config("tiny")
+  cfg.model.depth = 2   # two predictor blocks, so predfirst and predlast differ
+  h = cfg.data.history
+  obs_spec = dict(image_size=cfg.task.kwargs.image_size, proprio_size=4, action_size=2 * cfg.data.frameskip,
+                  history=h)
+  wm = models.make_world_model(cfg.model, obs_spec)
+  params = wm.init(jax.random.key(0))
+  k1, k2, k3, k4 = jax.random.split(jax.random.key(1), 4)
+  # The residual predictor starts with a zero output kernel (copy-last-latent), through which no gradient
+  # reaches the blocks; give it the non-zero kernel a pretrained model has.
+  out = params["predictor"]["out_proj"]
+  out["kernel"] = 0.1 * jax.random.normal(k4, out["kernel"].shape)
+  size = obs_spec["image_size"]
+  windows = {
+      "pixels": jax.random.randint(k1, (N_SLOTS, h + 1, size, size, 3), 0, 256).astype(jnp.uint8),
+      "proprio": jax.random.normal(k2, (N_SLOTS, h + 1, 4)),
+      "actions": jax.random.uniform(k3, (N_SLOTS, h, obs_spec["action_size"]), minval=-1, maxval=1),
+      "valid": jnp.ones((N_SLOTS, h + 1), bool).at[0, 0].set(False),
+  }
+  buf = adaptation.buffer_init(jax.tree_util.tree_map(lambda x: x[0], windows), N_SLOTS)
+  for i in range(N_SLOTS):
+    buf = adaptation.buffer_add(buf, jax.tree_util.tree_map(lambda x: x[i], windows), 0.0, "recent")
+  return dict(cfg=cfg, wm=wm, params=params, windows=windows, buffer=buf, loss=jax.jit(wm.loss))
+
+
+def _toy_loss(params, batch):
+  """A cheap stand-in loss over the same param tree: pull every leaf towards the buffer's mean proprio."""
+  target = jnp.sum(batch["weight"][:, None, None] * batch["proprio"]) / (4 * batch["weight"].sum() + 1e-8)
+  sq = [jnp.mean(jnp.square(x - target)) for x in jax.tree_util.tree_leaves(params)]
+  return jnp.sum(jnp.stack(sq)), {}
+
+
+def _run(setup, spec, steps=1, loss_fn=None, buffer=None):
+  adapt_cfg = setup["cfg"].adapt.copy_and_resolve_references()
+  adapt_cfg.spec = spec
+  params, labels, opt = adaptation.prepare(adapt_cfg, setup["params"], jax.random.key(2))
+  loss_fn = loss_fn or setup["wm"].loss
+  step = jax.jit(lambda p, s, b: adaptation.adapt_step(p, s, b, loss_fn=loss_fn, optimizer=opt, labels=labels,
+                                                       steps=steps))
+  new_params, state, metrics = step(params, opt.init(params), setup["buffer"] if buffer is None else buffer)
+  return params, labels, new_params, state, metrics
+
+
+def test_spec_resolution(setup):
+  params = setup["params"]
+  labels = _leaves(adaptation.resolve("predlast+enclast", params))
+  for path, label in labels.items():
+    if "['encoder']['head']" in path:
+      assert label == "encoder", path
+    elif any(f"['predictor']['{k}']" in path for k in ("block_1", "final_norm", "out_proj")):
+      assert label == "predictor", path
+    else:
+      assert label == "frozen", path
+  first = _leaves(adaptation.resolve("predfirst", params))
+  assert {p for p, l in first.items() if l != "frozen"} == {p for p in first if "['block_0']" in p}
+  both = _leaves(adaptation.resolve("predfirstlast+encfirst", params))
+  assert all(both[p] == "predictor" for p in both if "['block_0']" in p or "['block_1']" in p)
+  assert all(both[p] == "encoder" for p in both if "['stem']" in p)
+  assert all(both[p] == "frozen" for p in both if "['stage_0']" in p or "['head']" in p)
+  encfrozen = _leaves(adaptation.resolve("encfrozen", params))
+  assert all((l == "frozen") == ("['encoder']" in p) for p, l in encfrozen.items())
+  assert "frozen" not in set(_leaves(adaptation.resolve("all", params)).values())
+  # The spec's groups agree with the model's own layer groups.
+  flat = adaptation.resolve_paths("predlast", params)
+  assert flat and all(any(p[:len(g)] == g for g in models.layer_groups(params)["predlast"]) for p in flat)
+
+
+@pytest.mark.parametrize("bad", ["predmiddle", "predlast+encmid", "", "predlast+"])
+def test_unknown_spec_errors(setup, bad):
+  with pytest.raises(ValueError, match="valid specs: predlast, predfirst"):
+    adaptation.resolve(bad, setup["params"])
+
+
+def test_lora_spec_needs_adapters(setup):
+  with pytest.raises(ValueError, match="with_adapters"):
+    adaptation.resolve("lora", setup["params"])
+
+
+def test_default_step_freezes_and_adapts(setup):
+  params, labels, new_params, _, metrics = _run(setup, "predlast+enclast")
+  old, new, lab = _leaves(params), _leaves(new_params), _leaves(labels)
+  for path in old:
+    if lab[path] == "frozen":
+      assert np.array_equal(old[path], new[path]) and old[path].dtype == new[path].dtype, path
+  changed = {p for p in old if not np.array_equal(old[p], new[p])}
+  assert any("['encoder']['head']" in p for p in changed)
+  assert any("['predictor']['block_1']" in p for p in changed)
+  assert int(metrics["skipped"]) == 0 and float(metrics["grad_norm"]) > 0
+  assert float(metrics["loss_after"]) < float(metrics["loss_before"])
+  loss0, _ = setup["loss"](params, setup["buffer"].batch())
+  np.testing.assert_allclose(metrics["loss_before"], loss0, rtol=1e-5)
+  setup["default_loss_before"] = metrics["loss_before"]
+
+
+def test_lora_at_init_equals_base_and_trains_adapters_only(setup):
+  before, labels, after, _, metrics = _run(setup, "lora")
+  # Zero-initialised adapters: the loss before the step is the base model's, exactly.
+  base_loss, _ = setup["loss"](setup["params"], setup["buffer"].batch())
+  np.testing.assert_array_equal(metrics["loss_before"], base_loss)
+  lab, old, new = _leaves(labels), _leaves(before), _leaves(after)
+  assert all((l != "frozen") == p.startswith("['lora']") for p, l in lab.items())
+  assert all(np.array_equal(old[p], new[p]) for p in old if not p.startswith("['lora']"))
+  assert any(not np.array_equal(old[p], new[p]) for p in old if p.startswith("['lora']"))
+  assert float(metrics["loss_after"]) < float(metrics["loss_before"])
+
+
+def test_nonfinite_step_is_skipped(setup):
+  def nan_loss(params, batch):   # the skip logic is model-independent: a cheap loss that turns NaN
+    loss, metrics = _toy_loss(params, batch)
+    return loss * jnp.nan, metrics
+
+  params, _, new_params, _, metrics = _run(setup, "predlast+enclast", steps=2, loss_fn=nan_loss)
+  assert int(metrics["skipped"]) == 2
+  chex.assert_trees_all_equal(params, new_params)
+
+
+def test_empty_slots_contribute_nothing(setup):
+  windows = setup["windows"]
+  buf = adaptation.buffer_init(jax.tree_util.tree_map(lambda x: x[0], windows), N_SLOTS)
+  for i in range(2):
+    buf = adaptation.buffer_add(buf, jax.tree_util.tree_map(lambda x: x[i], windows), 0.0, "recent")
+  two = jax.tree_util.tree_map(lambda x: x[:2], windows)
+  np.testing.assert_allclose(setup["loss"](setup["params"], buf.batch())[0],
+                             setup["loss"](setup["params"], two)[0], rtol=1e-5)
+
+
+def test_window_losses_score_each_window(setup):
+  windows = jax.tree_util.tree_map(lambda x: x[:2], setup["windows"])
+  scores = jax.jit(adaptation.window_losses, static_argnums=2)(setup["params"], windows, setup["wm"].loss)
+  chex.assert_shape(scores, (2,))
+  for i in range(2):
+    single = jax.tree_util.tree_map(lambda x: x[i:i + 1], windows)
+    np.testing.assert_allclose(scores[i], setup["loss"](setup["params"], single)[0], rtol=1e-5)
+  assert float(scores[0]) != float(scores[1])
+
+
+def test_reset_vs_persistent_optimizer(setup):
+  adapt_cfg = setup["cfg"].adapt
+  params, labels, opt = adaptation.prepare(adapt_cfg, setup["params"], jax.random.key(0))
+
+  def count(state):
+    return max(int(x) for x in jax.tree_util.tree_leaves(state) if jnp.issubdtype(x.dtype, jnp.integer))
+
+  for reset, expected in ((True, 1), (False, 2)):
+    step = jax.jit(lambda p, s, reset=reset: adaptation.adapt_step(
+        p, s, setup["buffer"], loss_fn=_toy_loss, optimizer=opt, labels=labels, reset=reset))
+    p, s, _ = step(params, opt.init(params))
+    p, s, _ = step(p, s)
+    assert count(s) == expected
+
+
+def test_vmapped_episodes_match_single(setup):
+  adapt_cfg = setup["cfg"].adapt
+  params, labels, opt = adaptation.prepare(adapt_cfg, setup["params"], jax.random.key(0))
+
+  def one(p, b):
+    return adaptation.adapt_step(p, opt.init(p), b, loss_fn=_toy_loss, optimizer=opt, labels=labels)
+
+  other = adaptation.buffer_add(setup["buffer"], jax.tree_util.tree_map(lambda x: 2 * x[1], setup["windows"]),
+                                0.0, "recent")
+  bufs = jax.tree_util.tree_map(lambda x, y: jnp.stack([x, y]), setup["buffer"], other)
+  pstack = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), params)
+  p_batch, _, m_batch = jax.jit(jax.vmap(one))(pstack, bufs)
+  p_single, _, m_single = jax.jit(one)(params, setup["buffer"])
+  chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x: x[0], p_batch), p_single, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(m_batch["loss_before"][0], m_single["loss_before"], rtol=1e-5)
+  p_other, _, _ = jax.jit(one)(params, other)
+  chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x: x[1], p_batch), p_other, rtol=1e-5, atol=1e-6)
+
+
+def _ids_buffer(size):
+  return adaptation.buffer_init({"x": jnp.zeros((2,)), "valid": jnp.zeros((2,), bool)}, size)
+
+
+def _add_ids(buf, ids, scores, policy):
+  add = jax.jit(adaptation.buffer_add, static_argnames="policy")
+  for i, s in zip(ids, scores):
+    buf = add(buf, {"x": jnp.full((2,), float(i)), "valid": jnp.ones((2,), bool)}, s, policy=policy)
+  return buf
+
+
+def _kept(buf):
+  return sorted(int(x) for x, w in zip(buf.windows["x"][:, 0], buf.weight) if w > 0)
+
+
+def test_buffer_policies():
+  ids = list(range(7))
+  recent = _add_ids(_ids_buffer(3), ids, [0.0] * 7, "recent")
+  assert _kept(recent) == [4, 5, 6] and int(recent.count) == 7
+  partial = _add_ids(_ids_buffer(3), ids[:2], [0.0] * 2, "recent")
+  assert _kept(partial) == [0, 1] and float(partial.weight.sum()) == 2.0
+  scores = [5.0, 1.0, 4.0, 0.5, 3.0, 0.1, 2.0]
+  hard = _add_ids(_ids_buffer(3), ids, scores, "hard")
+  # Each add evicts the lowest-scored entry, so the newest (id 6, score 2) is kept with ids 0 and 2.
+  assert _kept(hard) == [0, 2, 6]
+  none = _add_ids(_ids_buffer(1), ids, [0.0] * 7, "none")
+  assert _kept(none) == [6]
+  size = adaptation.buffer_size("unbounded", 5, replans=7)
+  unbounded = _add_ids(_ids_buffer(size), ids, [0.0] * 7, "unbounded")
+  assert _kept(unbounded) == ids
+  assert adaptation.buffer_size("none", 5, replans=7) == 1
+  with pytest.raises(ValueError, match="recent, hard, none, unbounded"):
+    adaptation.buffer_add(_ids_buffer(3), {"x": jnp.zeros(2), "valid": jnp.ones(2, bool)}, 0.0, "oldest")
+
+
+def test_buffer_in_scan():
+  """The buffer works as a scan carry (fixed shapes, traced count)."""
+  def body(buf, i):
+    return adaptation.buffer_add(buf, {"x": jnp.full((2,), i), "valid": jnp.ones((2,), bool)},
+                                 -i, "recent"), None
+
+  buf, _ = jax.lax.scan(body, _ids_buffer(4), jnp.arange(10.0))
+  assert _kept(buf) == [6, 7, 8, 9]
+  np.testing.assert_array_equal(jnp.sort(buf.score), [-9.0, -8.0, -7.0, -6.0])

@@ -1,0 +1,252 @@
+"""PointMaze: layouts, goal sampling, walls, dynamics scales, layout-and-dynamics mixing under one compile."""
+import brax.envs
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from adajepa_jax import envs
+from adajepa_jax.envs import maze, mazes, shifts
+
+IMAGE = 32
+BATCH = 8
+STEPS = 40
+MAZE_NAMES = ("pointmaze_umaze", "pointmaze_medium", "pointmaze_large", "pointmaze_diverse")
+
+
+@pytest.fixture(scope="module")
+def env():
+  return envs.make("pointmaze_diverse", image_size=IMAGE)
+
+
+@pytest.fixture(scope="module")
+def rollout(env):
+  """One jitted program: a vmapped batch of episodes (any layouts, any dynamics) x a scan over steps."""
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def run(tasks, actions):
+    def episode(task, acts):
+      state = env.reset_to(jax.random.key(0), task)
+
+      def body(s, a):
+        s = env.step(s, a)
+        return s, (s.obs["proprio"][:2], s.metrics["success"])
+
+      final, (xy, success) = jax.lax.scan(body, state, acts)
+      return xy, success, final.obs, final.info["goal_obs"]
+
+    return jax.vmap(episode)(tasks, actions)
+
+  return run
+
+
+def _stack(tasks):
+  return jax.tree.map(lambda *x: jnp.stack(x), *tasks)
+
+
+def _open_room(env):
+  walls = np.ones(env.grid_shape, bool)
+  walls[1:-1, 1:-1] = False
+  return walls
+
+
+def _wall_distance(walls, xy):
+  """Distance from points xy [..., 2] to the nearest wall cell (unit boxes), numpy."""
+  rows, _ = walls.shape
+  r, c = np.nonzero(walls)
+  centres = np.stack([c + 0.5, rows - r - 0.5], -1)
+  q = np.abs(xy[..., None, :] - centres) - 0.5
+  out = np.linalg.norm(np.maximum(q, 0), axis=-1) + np.minimum(q.max(-1), 0)
+  return out.min(-1)
+
+
+@pytest.fixture(scope="module")
+def first_batch(env, rollout):
+  """Episodes 0-4: Medium (padded to the 10x10 grid) under full control right, left, up, down, diagonal.
+  Episodes 5-7: an open room, full control right, with default, low-mass and high-damping dynamics."""
+  medium = mazes.pad(mazes.parse(mazes.MEDIUM), env.grid_shape)
+  start = env.cell_centre(jnp.int32(2 * env.grid_shape[1] + 5))     # row 2, col 5: a free cell of Medium
+  assert not medium[2, 5]
+  room = _open_room(env)
+  room_start = env.cell_centre(jnp.int32(5 * env.grid_shape[1] + 1))
+  tasks = [env.make_task(medium, start, start + 3.0) for _ in range(5)]
+  tasks += [shifts.get(name).apply_task(env.make_task(room, room_start, room_start + 3.0))
+            for name in ("clean", "low_mass", "high_damping")]
+  dirs = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [1, 0], [1, 0], [1, 0]], np.float32)
+  actions = np.broadcast_to(dirs[:, None], (BATCH, STEPS, 2))
+  out = rollout(_stack(tasks), jnp.asarray(actions))
+  return dict(medium=medium, room=room, start=np.asarray(start), room_start=np.asarray(room_start),
+              xy=np.asarray(out[0]), success=np.asarray(out[1]), obs=out[2], goal_obs=out[3])
+
+
+def test_registered_in_both_registries():
+  for name in MAZE_NAMES:
+    assert name in envs.names()
+  env = brax.envs.get_environment("pointmaze_umaze", image_size=IMAGE)
+  assert isinstance(env, maze.PointMaze) and env.grid_shape == (5, 5)
+  assert envs.make("pointmaze_large", image_size=IMAGE).grid_shape == (9, 12)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(layouts="nope"), "valid names"),
+    (dict(goal_rule="manhattan"), "valid rules"),
+    (dict(goal_band="huge"), "valid bands"),
+    (dict(jitter=0.45), "jitter"),
+    (dict(layouts="###\n#X#\n###"), "Unknown maze characters"),
+    (dict(layouts="#####\n#OOO#\n#####", goal_rule="bfs", goal_band="far"), "No start/goal pair"),
+])
+def test_bad_kwargs_raise(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    maze.PointMaze(image_size=IMAGE, **kwargs)
+
+
+def test_walls_stop_the_ball(first_batch):
+  walls, xy = first_batch["medium"], first_batch["xy"][:5]
+  # Never inside a wall (allowing MuJoCo's soft-contact penetration of a few millimetres).
+  assert _wall_distance(walls, xy).min() > maze.BALL_RADIUS - 0.02
+  # Full control for many steps ends pressed against a wall, not far beyond the start.
+  final = _wall_distance(walls, xy[:, -1])
+  np.testing.assert_allclose(final, maze.BALL_RADIUS, atol=0.02)
+  # Row 2 of Medium is free from col 4 to 6: pushing right stops at x = 7 - r, left at x = 4 + r.
+  assert abs(xy[0, -1, 0] - (7.0 - maze.BALL_RADIUS)) < 0.02
+  assert abs(xy[1, -1, 0] - (4.0 + maze.BALL_RADIUS)) < 0.02
+  # The same push in the open room travels much farther (the walls did the stopping).
+  assert first_batch["xy"][5, -1, 0] - first_batch["room_start"][0] > xy[0, -1, 0] - first_batch["start"][0]
+
+
+def test_mass_and_damping_scales_change_how_far_the_ball_goes(first_batch):
+  xy, x0 = first_batch["xy"][5:], first_batch["room_start"][0]
+  k = 6                                          # steps before any of them reaches the far wall
+  assert np.all(xy[:, k, 0] < first_batch["room"].shape[1] - 1.5)
+  default, low_mass, high_damping = xy[:, k, 0] - x0
+  assert low_mass > default * 1.2
+  assert high_damping < default * 0.8
+
+
+def test_observations(env, first_batch):
+  obs, goal = first_batch["obs"], first_batch["goal_obs"]
+  chex.assert_shape(obs["pixels"], (BATCH, IMAGE, IMAGE, 3))
+  chex.assert_shape(obs["proprio"], (BATCH, 4))
+  assert obs["pixels"].dtype == jnp.uint8 and np.all(np.isfinite(np.asarray(obs["proprio"])))
+  # The goal image is the ball drawn at the goal.
+  task = env.make_task(first_batch["medium"], first_batch["start"], first_batch["start"] + 3.0)
+  expected = jax.jit(env.render)(jnp.concatenate([task.goal, jnp.zeros(2)]), task)
+  np.testing.assert_array_equal(np.asarray(goal["pixels"][0]), np.asarray(expected))
+
+
+def test_mixed_batch_does_not_recompile(env, rollout, first_batch):
+  """A second batch with other layouts (training and held-out) and other scales reuses the compile."""
+  del first_batch                                     # makes sure the first call happened
+  keys = jax.random.split(jax.random.key(3), BATCH)
+  tasks = jax.vmap(env.sample_task)(keys)
+  held_out = envs.make("pointmaze_diverse", image_size=IMAGE, layouts="test")
+  other = jax.vmap(held_out.sample_task)(keys)
+  mix = jnp.arange(BATCH) % 2 == 0
+  tasks = jax.tree.map(lambda a, b: jnp.where(mix.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), tasks, other)
+  tasks = tasks.replace(mass_scale=jnp.linspace(0.2, 2.0, BATCH),
+                        damping_scale=jnp.linspace(20.0, 1.0, BATCH))
+  xy, success, _, _ = rollout(tasks, jnp.zeros((BATCH, STEPS, 2)))
+  assert len(set(np.asarray(tasks.layout_id).tolist())) > 2
+  assert np.all(np.isfinite(np.asarray(xy)))
+  assert success.shape == (BATCH, STEPS)
+
+
+def test_layout_split_is_fixed_disjoint_and_connected():
+  layouts = mazes.diverse_layouts()
+  assert layouts.shape == (30, 10, 10)
+  train, train_ids = mazes.diverse_split("train")
+  test, test_ids = mazes.diverse_split("test")
+  assert len(train) == 25 and len(test) == 5 and not set(train_ids) & set(test_ids)
+  assert not {w.tobytes() for w in train} & {w.tobytes() for w in test}
+  assert len({w.tobytes() for w in layouts}) == 30
+  for w in layouts:
+    assert mazes.is_connected(w)
+    assert w[0].all() and w[-1].all() and w[:, 0].all() and w[:, -1].all()
+  np.testing.assert_array_equal(layouts, mazes._diverse_cached.__wrapped__())   # same seed, same mazes
+  for name in mazes.REFERENCE:
+    assert mazes.is_connected(mazes.parse(mazes.REFERENCE[name]))
+  with pytest.raises(ValueError, match="valid splits"):
+    mazes.diverse_split("val")
+
+
+def test_is_connected_detects_a_split_maze():
+  walls = mazes.parse("#####\n#O#O#\n#####")
+  assert not mazes.is_connected(walls)
+  d = mazes.bfs_distances(mazes.parse(mazes.U_MAZE), (1, 1))
+  assert d[3, 1] == 6 and d[2, 1] == -1
+
+
+@pytest.mark.parametrize("band", ["near", "mid", "far"])
+def test_bfs_goal_distances_fall_in_band(band):
+  env = envs.make("pointmaze_diverse", image_size=IMAGE, goal_band=band)
+  tasks = jax.jit(jax.vmap(env.sample_task))(jax.random.split(jax.random.key(1), 64))
+  lo, hi = mazes.BANDS[band]
+  for i in range(64):
+    walls = np.asarray(tasks.walls[i])
+    s, g = np.asarray(tasks.start[i]), np.asarray(tasks.goal[i])
+    rs, cs = (int(v) for v in env.cell_of(jnp.asarray(s)))
+    rg, cg = (int(v) for v in env.cell_of(jnp.asarray(g)))
+    assert lo <= mazes.bfs_distances(walls, (rs, cs))[rg, cg] <= hi
+    for p, (r, c) in ((s, (rs, cs)), (g, (rg, cg))):
+      centre = np.asarray(env.cell_centre(jnp.int32(r * walls.shape[1] + c)))
+      assert np.all(np.abs(p - centre) <= 0.1 + 1e-6)
+  assert set(np.asarray(tasks.layout_id).tolist()) <= set(mazes.DIVERSE_TRAIN)
+
+
+def test_medium_goals_are_far_enough_and_jittered():
+  env = envs.make("pointmaze_medium", image_size=IMAGE)
+  tasks = jax.jit(jax.vmap(env.sample_task))(jax.random.split(jax.random.key(2), 128))
+  cells = [np.array([[int(v) for v in env.cell_of(p)] for p in ps]) for ps in (tasks.start, tasks.goal)]
+  assert np.all(np.linalg.norm(cells[0] - cells[1], axis=-1) >= 3.0)
+  walls = mazes.parse(mazes.MEDIUM)
+  assert not walls[cells[0][:, 0], cells[0][:, 1]].any() and not walls[cells[1][:, 0], cells[1][:, 1]].any()
+  offsets = np.asarray(tasks.goal) - np.stack([cells[1][:, 1] + 0.5, 8 - cells[1][:, 0] - 0.5], -1)
+  assert np.abs(offsets).max() <= 0.25 + 1e-6 and np.abs(offsets).max() > 0.1
+
+
+def test_explore_actions_have_momentum():
+  def chain(key, momentum):
+    keys = jax.random.split(key, 2000)
+    e = envs.make("pointmaze_diverse", image_size=IMAGE, explore_momentum=momentum)
+
+    def body(a, k):
+      a = e.explore_action(k, None, a)
+      return a, a
+
+    return jax.lax.scan(body, jnp.zeros(2), keys)[1]
+
+  smooth, white = (np.asarray(chain(jax.random.key(4), m)) for m in (0.9, 0.0))
+  for acts in (smooth, white):
+    assert np.all(np.abs(acts) <= 1.0)
+  corr = [np.corrcoef(a[:-1, 0], a[1:, 0])[0, 1] for a in (smooth, white)]
+  assert corr[0] > 0.5 and abs(corr[1]) < 0.1
+
+
+def test_offline_collection_pipeline_runs_on_mazes(env):
+  """The shared collector (explore_action under vmap x scan) produces moving trajectories in many layouts."""
+  from adajepa_jax.data import collect
+  episodes, length = 6, 30
+  traj = collect.collect(env, jax.random.split(jax.random.key(0), episodes), length)
+  chex.assert_shape(traj["pixels"], (episodes, length + 1, IMAGE, IMAGE, 3))
+  chex.assert_shape(traj["actions"], (episodes, length, 2))
+  actions, states = np.asarray(traj["actions"]), np.asarray(traj["states"])
+  assert np.all(np.abs(actions) <= 1.0) and np.all(np.isfinite(states))
+  np.testing.assert_array_equal(states[..., :4], np.asarray(traj["proprio"]))
+  assert set(np.asarray(traj["task_ids"]).tolist()) <= set(mazes.DIVERSE_TRAIN)
+  assert len(set(np.asarray(traj["task_ids"]).tolist())) > 1
+  layouts, visited = mazes.diverse_layouts(), 0
+  for e in range(episodes):
+    xy = states[e, :, :2]
+    assert np.linalg.norm(xy - xy[0], axis=-1).max() > maze.BALL_RADIUS      # the ball moves
+    cells = {tuple(int(v) for v in env.cell_of(jnp.asarray(p))) for p in xy}
+    assert not any(layouts[traj["task_ids"][e]][c] for c in cells)          # and never enters a wall
+    visited += len(cells)
+  assert visited > episodes                                   # on average it leaves its start cell
+
+
+def test_task_with_another_grid_is_rejected(env):
+  small = env.make_task(mazes.parse(mazes.U_MAZE), [1.5, 3.5], [3.5, 1.5])
+  with pytest.raises(ValueError, match="grid"):
+    env.reset_to(jax.random.key(0), small)
