@@ -106,6 +106,11 @@ def evaluate_and_report(config, params, workdir, conditions, modes, gifs=2, prog
     for i in range(min(gifs, len(result.success_any))):
       plots.write_episode_gif(result.frames[i], result.goal_pixels[i],
                               os.path.join(workdir, "gifs", f"{cond}__{mode}_{i}.gif"))
+    if hasattr(result.task, "walls"):   # maze tasks: trajectories of episodes sharing episode 0's layout
+      same = np.flatnonzero(result.task.layout_id == result.task.layout_id[0])[:6]
+      plots.plot_maze_trajectories(
+          result.task.walls[0], [result.states[i, :, :2] for i in same], [result.goal_state[i, :2] for i in same],
+          os.path.join(workdir, f"maze_{cond}__{mode}.png"), title=f"{cond} / {mode}")
     with open(path, "w") as f:
       json.dump(summary, f, indent=1)
     summaries.append(summary)

@@ -54,7 +54,8 @@ class EpisodeResult:
   success_any: bool[] reached at any chunk within the budget; success_final: bool[] at the last step;
   per_replan: dict of f32[R] (success, plan_cost, pred_error_before/after, adapt_loss, skipped, env metrics);
   states: f32[R+1, S] true states (diagnostics, trajectory plots); goal_state: f32[S];
-  frames: uint8[R+1, H, W, 3] observed frames (None unless recorded); goal_pixels: uint8[H, W, 3] as planned to.
+  frames: uint8[R+1, H, W, 3] observed frames (None unless recorded); goal_pixels: uint8[H, W, 3] as planned to;
+  task: the episode's task pytree (shape, layout, dynamics scales, colours) after the condition's transform.
   """
   success_any: jax.Array
   success_final: jax.Array
@@ -63,6 +64,7 @@ class EpisodeResult:
   goal_state: jax.Array
   frames: Any
   goal_pixels: jax.Array
+  task: Any
 
 
 def _window(context, new_obs, chunk):
@@ -213,7 +215,7 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
                          success_final=final.env_state.metrics["success"] > 0.5,
                          per_replan=per_replan, states=states,
                          goal_state=first.env_state.info["goal_state"], frames=frames,
-                         goal_pixels=first.goal_pixels)
+                         goal_pixels=first.goal_pixels, task=first.env_state.info["task"])
 
   def episode(params, key, task=None):
     """Runs one episode. params: pretrained world-model params; key: typed PRNG key; task: optional task."""

@@ -1,0 +1,401 @@
+"""PushT / PushObj: a top-down pushing task in MJX with a pure-JAX renderer.
+
+A sphere agent (two slide joints, position-controlled towards `agent xy + action`) pushes a quasi-static
+block made of boxes (slide x, slide y, hinge z; strong damping and its velocity zeroed after every control
+step, so it moves only while pushed) inside four wall planes. No gravity. The block's shape, mass, damping
+and friction are per-episode data in the task pytree: the MJX model fields that depend on them are replaced
+inside the traced step, so one compiled env runs a vmapped batch of episodes with different shapes.
+
+World units: the reference 512-unit canvas is scaled by 1/100 (arena 5.12 x 5.12, origin bottom-left).
+State (7): agent xy, block xy, block angle, agent velocity. Proprio (4): agent xy and velocity.
+Success: L2 error over (agent xy, block xy) < 20/512 of the arena AND block angle error < 20 degrees.
+
+Example:
+  env = envs.make('pushobj', image_size=64)
+  state = jax.jit(jax.vmap(env.reset))(jax.random.split(key, 8))
+  state = jax.jit(jax.vmap(env.step))(state, jnp.zeros((8, 2)))
+"""
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from flax import struct
+from mujoco import mjx
+
+from adajepa_jax.envs import base
+from adajepa_jax.envs import render as R
+from adajepa_jax.envs import shapes as shapes_lib
+
+REF_ARENA = 512.0
+ARENA = 5.12                       # world units
+SCALE = ARENA / REF_ARENA          # world units per reference unit
+WALL = 7.0 * SCALE                 # inner face of the walls (gym-pusht: segments at 5 with radius 2)
+AGENT_RADIUS = 24.0 * SCALE        # >= 3 px at 64 px (the reference disc is 15; see third_party)
+ACTION_SCALE = 100.0 * SCALE       # relative target offset for |action| = 1
+SUCCESS_POS = 20.0 * SCALE         # L2 over (agent xy, block xy)
+SUCCESS_ANGLE = np.pi / 9.0
+ANCHOR_POSE = (256.0 * SCALE, 256.0 * SCALE, np.pi / 4.0)
+BOX_HALF_Z = 0.2
+# Agent: unit-mass PD of the reference (kp 100, kv 20) scaled by its mass so pushes barely slow it down.
+AGENT_MASS = 10.0
+KP = 100.0
+KV = 20.0
+# Block: viscous "ground friction" per unit mass (1/s) while pushed; velocity zeroed between control steps.
+BLOCK_DAMPING = 50.0
+FRICTION = 0.5                     # agent-block sliding friction (scaled by task.friction_scale)
+
+DEFAULT_COLOURS = {
+    "background": (1.0, 1.0, 1.0),
+    "wall": (0.83, 0.83, 0.83),
+    "agent": (0.255, 0.412, 0.882),    # royal blue
+    "block": (0.467, 0.533, 0.600),    # light slate grey
+    "anchor": (0.565, 0.933, 0.565),   # light green
+}
+STATE_SIZE = 7
+PROPRIO_SIZE = 4
+
+
+@struct.dataclass
+class PushTask:
+  """Per-episode task data (a pytree; everything here may differ across a vmapped batch).
+
+  Attributes:
+    shape_id: i32[] index into the env's shape list (-1 for a shape set by `with_shape`).
+    boxes: f32[K, 4] block boxes (cx, cy, half_w, half_h) relative to its centre of mass, world units.
+    mask: bool[K] real boxes (padding rows are tiny boxes hidden inside box 0).
+    mass: f32[] block mass; inertia: f32[] about its centre of mass.
+    anchor: f32[3] pose (x, y, theta) of the drawn goal anchor.
+    colours: dict name -> f32[3] RGB in [0, 1] (background, wall, agent, block, anchor).
+    mass_scale, damping_scale, friction_scale: f32[] dynamics multipliers (block mass and inertia, block
+      damping, agent-block friction).
+  """
+  shape_id: jax.Array
+  boxes: jax.Array
+  mask: jax.Array
+  mass: jax.Array
+  inertia: jax.Array
+  anchor: jax.Array
+  colours: dict
+  mass_scale: jax.Array
+  damping_scale: jax.Array
+  friction_scale: jax.Array
+
+
+def _mjcf(max_boxes, timestep):
+  boxes = "\n".join(
+      f'<geom name="box{i}" type="box" size="0.1 0.1 {BOX_HALF_Z}" pos="0 0 0" condim="1"/>'
+      for i in range(max_boxes))
+  lo, hi, mid = WALL, ARENA - WALL, ARENA / 2
+  walls = "\n".join(
+      f'<geom name="wall{i}" type="plane" size="{mid} {mid} 0.1" pos="{p}" zaxis="{z}" condim="1"/>'
+      for i, (p, z) in enumerate([(f"{lo} {mid} 0", "1 0 0"), (f"{hi} {mid} 0", "-1 0 0"),
+                                  (f"{mid} {lo} 0", "0 1 0"), (f"{mid} {hi} 0", "0 -1 0")]))
+  return f"""
+<mujoco model="push">
+  <option timestep="{timestep}" gravity="0 0 0" integrator="Euler" iterations="4" ls_iterations="8"/>
+  <worldbody>
+    {walls}
+    <body name="agent">
+      <joint name="ax" type="slide" axis="1 0 0" damping="{AGENT_MASS * KV}"/>
+      <joint name="ay" type="slide" axis="0 1 0" damping="{AGENT_MASS * KV}"/>
+      <geom name="agent" type="sphere" size="{AGENT_RADIUS}" mass="{AGENT_MASS}" condim="3"
+            friction="{FRICTION} 0.005 0.0001"/>
+    </body>
+    <body name="block">
+      <joint name="bx" type="slide" axis="1 0 0" damping="{BLOCK_DAMPING}"/>
+      <joint name="by" type="slide" axis="0 1 0" damping="{BLOCK_DAMPING}"/>
+      <joint name="bt" type="hinge" axis="0 0 1" damping="{BLOCK_DAMPING * 0.1}"/>
+      <inertial pos="0 0 0" mass="1" diaginertia="0.1 0.1 0.1"/>
+      {boxes}
+    </body>
+  </worldbody>
+  <actuator>
+    <position joint="ax" kp="{AGENT_MASS * KP}"/>
+    <position joint="ay" kp="{AGENT_MASS * KP}"/>
+  </actuator>
+</mujoco>"""
+
+
+def _is_box_list(x):
+  """True for a non-empty list of 4-number boxes (one user shape rather than a list of shapes)."""
+  is_box = lambda b: (isinstance(b, (list, tuple, np.ndarray)) and len(b) == 4
+                      and all(isinstance(v, (int, float, np.number)) for v in b))
+  return isinstance(x, (list, tuple)) and len(x) > 0 and all(is_box(b) for b in x)
+
+
+def _wrap(angle):
+  return jnp.mod(angle + jnp.pi, 2 * jnp.pi) - jnp.pi
+
+
+class PushEnv(base.TaskEnv):
+  """PushT / PushObj task (brax `Env` protocol, MJX physics, pure-JAX rendering).
+
+  Args:
+    shapes: a sequence of shapes, each a name (see `shapes.names()`), a `ShapeSpec` or a list of
+      (cx, cy, width, height) boxes in reference units; a single name or box list is one shape.
+      Episodes sample among them.
+    image_size: side of the rendered observations in pixels.
+    max_boxes: fixed number of box geoms (default: max(3, largest shape)); shapes set later by
+      `with_shape` must fit.
+    substeps: physics steps per control step; timestep: physics dt (defaults: 10 x 0.01 s = 10 Hz).
+    goal_steps: env steps of the exploration policy from the initial state to the goal state.
+    colours: optional overrides of `DEFAULT_COLOURS`.
+  """
+
+  def __init__(self, shapes=("T",), image_size: int = 64, max_boxes: Optional[int] = None,
+               substeps: int = 10, timestep: float = 0.01, goal_steps: int = 25, colours=None):
+    if isinstance(shapes, (str, shapes_lib.ShapeSpec)) or _is_box_list(shapes):
+      shapes = (shapes,)   # one shape given directly
+    if len(shapes) == 0:
+      raise ValueError(f"PushEnv needs at least one shape; valid shapes: {', '.join(shapes_lib.names())}")
+    specs = [shapes_lib.resolve(s) for s in shapes]
+    if not isinstance(image_size, (int, np.integer)) or image_size < 8:
+      raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
+    largest = max(s.num_boxes for s in specs)
+    max_boxes = max(3, largest) if max_boxes is None else int(max_boxes)
+    if largest > max_boxes:
+      raise ValueError(f"A shape has {largest} boxes but max_boxes={max_boxes}")
+    colours = dict(DEFAULT_COLOURS, **(colours or {}))
+    unknown = set(colours) - set(DEFAULT_COLOURS)
+    if unknown:
+      raise ValueError(f"Unknown colour names {sorted(unknown)}; valid: {', '.join(DEFAULT_COLOURS)}")
+    if int(substeps) < 1 or int(goal_steps) < 0:
+      raise ValueError(f"substeps must be >= 1 and goal_steps >= 0, got {substeps}, {goal_steps}")
+
+    self.shape_specs = tuple(specs)
+    self.shape_names = tuple(s.name for s in specs)
+    self.image_size = int(image_size)
+    self.max_boxes = max_boxes
+    self.substeps = int(substeps)
+    self.goal_steps = int(goal_steps)
+    self.proprio_size = PROPRIO_SIZE
+    self.state_size = STATE_SIZE
+    self._colours = {k: np.asarray(v, np.float32) for k, v in colours.items()}
+    tables = [shapes_lib.shape_arrays(s, max_boxes, SCALE) for s in specs]
+    self._table = {k: np.stack([t[k] for t in tables]) for k in tables[0]}
+
+    self.mj_model = mujoco.MjModel.from_xml_string(_mjcf(max_boxes, timestep))
+    self._mjx = mjx.put_model(self.mj_model)
+    self._d0 = mjx.make_data(self._mjx)
+    mj = self.mj_model
+    self._block_body = mj.body("block").id
+    self._block_geoms = np.array([mj.geom(f"box{i}").id for i in range(max_boxes)])
+    self._agent_geom = mj.geom("agent").id
+    self._block_dofs = np.array([mj.joint(n).dofadr[0] for n in ("bx", "by", "bt")])
+    self._ref_inertia = float(mj.body_inertia[self._block_body, 2])
+    self._ref_invweight = np.asarray(mj.body_invweight0[self._block_body], np.float32)
+    self._pixels = R.pixel_centres(self.image_size, ARENA)
+
+  # --- brax Env protocol -------------------------------------------------------------------------------
+  @property
+  def action_size(self) -> int:
+    return 2
+
+  def sample_task(self, key):
+    """Picks one of the env's shapes uniformly; default colours and unit dynamics scales."""
+    idx = jax.random.randint(key, (), 0, len(self.shape_specs))
+    return self._task_from_table(idx)
+
+  def task_for_shape(self, index):
+    """The default task of shape number `index` of this env (a Python int or i32[])."""
+    return self._task_from_table(jnp.asarray(index, jnp.int32))
+
+  def _task_from_table(self, idx):
+    t = {k: jnp.asarray(v)[idx] for k, v in self._table.items()}
+    return PushTask(
+        shape_id=idx.astype(jnp.int32), boxes=t["boxes"], mask=t["mask"], mass=t["mass"],
+        inertia=t["inertia"], anchor=jnp.asarray(ANCHOR_POSE, jnp.float32),
+        colours={k: jnp.asarray(v) for k, v in self._colours.items()},
+        mass_scale=jnp.float32(1.0), damping_scale=jnp.float32(1.0), friction_scale=jnp.float32(1.0))
+
+  def with_shape(self, task, shape):
+    """Returns `task` with its block replaced by `shape` (name, `ShapeSpec` or box list); shape_id -1."""
+    a = shapes_lib.shape_arrays(shapes_lib.resolve(shape), self.max_boxes, SCALE)
+    ones = jnp.ones(jnp.shape(task.shape_id), jnp.int32)
+    bcast = lambda x: jnp.broadcast_to(x, jnp.shape(task.shape_id) + np.shape(x))
+    return task.replace(shape_id=-ones, boxes=bcast(a["boxes"]), mask=bcast(a["mask"]),
+                        mass=bcast(a["mass"]), inertia=bcast(a["inertia"]))
+
+  def reset_to(self, key, task) -> base.State:
+    """Random non-overlapping initial state; goal = state after `goal_steps` exploration steps."""
+    k_init, k_goal = jax.random.split(key)
+    qpos = self._sample_qpos(k_init, task)
+    data = self._d0.replace(qpos=qpos, qvel=jnp.zeros_like(self._d0.qvel), ctrl=qpos[:2])
+    model = self._model(task)
+
+    def goal_step(carry, k):
+      d, prev = carry
+      s = self._state_vec(d)
+      a = self._explore(k, s, task, prev)
+      return (self._physics(model, d, a), a), None
+
+    keys = jax.random.split(k_goal, self.goal_steps)
+    (goal_data, _), _ = jax.lax.scan(goal_step, (data, jnp.zeros(2)), keys)
+    goal_state = self._state_vec(goal_data)
+    state_vec = self._state_vec(data)
+    info = {
+        "task": task,
+        "goal_state": goal_state,
+        "goal_obs": self._obs(goal_state, task),
+        "state": state_vec,
+        "steps": jnp.int32(0),
+    }
+    metrics = self._metrics(state_vec, goal_state, contact=jnp.float32(0.0))
+    return base.State(pipeline_state=data, obs=self._obs(state_vec, task), reward=-metrics["state_error"],
+                      done=jnp.float32(0.0), metrics=metrics, info=info)
+
+  def step(self, state, action) -> base.State:
+    """One 10 Hz control step: agent target = agent xy + ACTION_SCALE * clip(action, -1, 1)."""
+    action = self.check_action(action)
+    task = state.info["task"]
+    data = self._physics(self._model(task), state.pipeline_state, action)
+    state_vec = self._state_vec(data)
+    moved = jnp.max(jnp.abs(state_vec[2:5] - state.info["state"][2:5])) > 1e-4
+    metrics = self._metrics(state_vec, state.info["goal_state"], contact=moved.astype(jnp.float32))
+    info = dict(state.info, state=state_vec, steps=state.info["steps"] + 1)
+    return state.replace(pipeline_state=data, obs=self._obs(state_vec, task), reward=-metrics["state_error"],
+                         metrics=metrics, info=info)
+
+  def explore_action(self, key, state, prev_action):
+    """Scripted pushes: head for a random point on the block (and beyond it), plus noise and momentum."""
+    return self._explore(key, state.info["state"], state.info["task"], prev_action)
+
+  # --- rendering --------------------------------------------------------------------------------------
+  def render(self, state_vec, task):
+    """Renders a full state f32[7] of `task` -> uint8[H, W, 3] (walls, anchor, block, agent)."""
+    p = self._pixels
+    px = ARENA / self.image_size
+    col = task.colours
+    canvas = jnp.broadcast_to(jnp.asarray(col["background"], jnp.float32), p.shape[:2] + (3,))
+    inner = R.box_sdf(p, jnp.full((2,), ARENA / 2), jnp.full((2,), ARENA / 2 - WALL))
+    canvas = R.paint(canvas, R.coverage(-inner, px), col["wall"])
+    anchor = R.boxes_sdf(p, task.boxes, task.mask, task.anchor)
+    canvas = R.paint(canvas, R.coverage(anchor, px), col["anchor"])
+    canvas = R.paint(canvas, R.coverage(R.boxes_sdf(p, task.boxes, task.mask, state_vec[2:5]), px),
+                     col["block"])
+    canvas = R.paint(canvas, R.coverage(R.disc_sdf(p, state_vec[:2], AGENT_RADIUS), px), col["agent"])
+    return R.to_uint8(canvas)
+
+  def mj_model_for(self, index=0):
+    """A plain MuJoCo (C) `MjModel` with the block of shape number `index` (benchmarks, cross-checks)."""
+    t = {k: v[index] for k, v in self._table.items()}
+    mj = mujoco.MjModel.from_xml_string(_mjcf(self.max_boxes, self.mj_model.opt.timestep))
+    g, b = self._block_geoms, self._block_body
+    mj.geom_size[g, :2] = t["boxes"][:, 2:]
+    mj.geom_pos[g, :2] = t["boxes"][:, :2]
+    mj.geom_friction[[self._agent_geom, *g], 0] = FRICTION
+    mj.body_mass[b] = t["mass"]
+    mj.body_inertia[b] = t["inertia"]
+    mj.dof_damping[self._block_dofs] = BLOCK_DAMPING * np.array([t["mass"], t["mass"], t["inertia"]])
+    mj.geom_rbound[g] = np.linalg.norm(mj.geom_size[g], axis=-1)
+    mujoco.mj_setConst(mj, mujoco.MjData(mj))
+    return mj
+
+  def mj_control_step(self, mj, md, action):
+    """One control step of the plain MuJoCo model (same control law as `step`); mutates `md`."""
+    lo, hi = WALL + AGENT_RADIUS, ARENA - WALL - AGENT_RADIUS
+    md.ctrl[:] = np.clip(md.qpos[:2] + ACTION_SCALE * np.clip(action, -1.0, 1.0), lo, hi)
+    mujoco.mj_step(mj, md, nstep=self.substeps)
+    md.qvel[self._block_dofs] = 0.0
+
+  # --- internals --------------------------------------------------------------------------------------
+  def _obs(self, state_vec, task):
+    return {"pixels": self.render(state_vec, task),
+            "proprio": jnp.concatenate([state_vec[:2], state_vec[5:7]])}
+
+  @staticmethod
+  def _state_vec(d):
+    return jnp.concatenate([d.qpos[:5], d.qvel[:2]]).astype(jnp.float32)
+
+  def _metrics(self, state_vec, goal_state, contact):
+    pos_err = jnp.linalg.norm(state_vec[:4] - goal_state[:4])
+    ang_err = jnp.abs(_wrap(state_vec[4] - goal_state[4]))
+    success = (pos_err < SUCCESS_POS) & (ang_err < SUCCESS_ANGLE)
+    return {"success": success.astype(jnp.float32), "state_error": pos_err, "angle_error": ang_err,
+            "contact": contact}
+
+  def success(self, state_vec, goal_state):
+    """The success test on full states: f32 0/1 (batched over leading axes)."""
+    pos_err = jnp.linalg.norm(state_vec[..., :4] - goal_state[..., :4], axis=-1)
+    ang_err = jnp.abs(_wrap(state_vec[..., 4] - goal_state[..., 4]))
+    return ((pos_err < SUCCESS_POS) & (ang_err < SUCCESS_ANGLE)).astype(jnp.float32)
+
+  def _model(self, task):
+    """The MJX model with the block fields of `task` (traced; batched under vmap)."""
+    m = self._mjx
+    g, b, dofs = self._block_geoms, self._block_body, self._block_dofs
+    mass = task.mass * task.mass_scale
+    inertia = task.inertia * task.mass_scale
+    half = task.boxes[:, 2:]
+    size = jnp.concatenate([half, jnp.full((self.max_boxes, 1), BOX_HALF_Z)], axis=1)
+    pos = jnp.concatenate([task.boxes[:, :2], jnp.zeros((self.max_boxes, 1))], axis=1)
+    damping = BLOCK_DAMPING * task.damping_scale * jnp.stack([mass, mass, inertia])
+    invweight = jnp.asarray(self._ref_invweight) * jnp.stack([1.0 / mass, self._ref_inertia / inertia])
+    friction = FRICTION * task.friction_scale
+    return m.replace(
+        geom_size=m.geom_size.at[g].set(size),
+        geom_pos=m.geom_pos.at[g].set(pos),
+        geom_rbound=m.geom_rbound.at[g].set(jnp.linalg.norm(size, axis=-1)),
+        geom_friction=m.geom_friction.at[self._agent_geom, 0].set(friction).at[g, 0].set(friction),
+        body_mass=m.body_mass.at[b].set(mass),
+        body_inertia=m.body_inertia.at[b].set(jnp.stack([inertia, inertia, inertia])),
+        body_invweight0=m.body_invweight0.at[b].set(invweight),
+        dof_damping=m.dof_damping.at[dofs].set(damping),
+    )
+
+  def _physics(self, model, data, action):
+    lo, hi = WALL + AGENT_RADIUS, ARENA - WALL - AGENT_RADIUS
+    target = jnp.clip(data.qpos[:2] + ACTION_SCALE * jnp.clip(action, -1.0, 1.0), lo, hi)
+    data = data.replace(ctrl=target)
+    data = jax.lax.fori_loop(0, self.substeps, lambda _, d: mjx.step(model, d), data)
+    return data.replace(qvel=data.qvel.at[self._block_dofs].set(0.0))
+
+  def _block_radius(self, task):
+    corner = jnp.linalg.norm(jnp.abs(task.boxes[:, :2]) + task.boxes[:, 2:], axis=-1)
+    return jnp.max(jnp.where(task.mask, corner, 0.0))
+
+  def _sample_qpos(self, key, task, tries=8):
+    """Block uniform in [100, 400]^2 (reference units), any angle; agent 0-150 units off the block."""
+    kb, ka, kd, kr = jax.random.split(key, 4)
+    block_xy = jax.random.uniform(kb, (2,), minval=100 * SCALE, maxval=400 * SCALE)
+    theta = jax.random.uniform(ka, (), minval=-jnp.pi, maxval=jnp.pi)
+    angles = jax.random.uniform(kd, (tries,), minval=-jnp.pi, maxval=jnp.pi)
+    reach = self._block_radius(task) + AGENT_RADIUS
+    dist = jax.random.uniform(kr, (tries,), minval=0.3 * reach, maxval=reach + 150 * SCALE)
+    cands = block_xy + dist[:, None] * jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1)
+    lo, hi = WALL + AGENT_RADIUS + 0.02, ARENA - WALL - AGENT_RADIUS - 0.02
+    cands = jnp.clip(cands, lo, hi)
+    sdf = R.boxes_sdf(cands, task.boxes, task.mask, jnp.concatenate([block_xy, theta[None]]))
+    ok = sdf > AGENT_RADIUS + 0.02
+    agent_xy = cands[jnp.argmax(ok)]   # first non-overlapping candidate (the last one if none is)
+    return jnp.concatenate([agent_xy, block_xy, theta[None]])
+
+  def _explore(self, key, state_vec, task, prev_action):
+    k_box, k_pt, k_noise, k_rand, k_u = jax.random.split(key, 5)
+    logits = jnp.where(task.mask, 0.0, -jnp.inf)
+    i = jax.random.categorical(k_box, logits)
+    local = task.boxes[i, :2] + jax.random.uniform(k_pt, (2,), minval=-1.0, maxval=1.0) * task.boxes[i, 2:]
+    th = state_vec[4]
+    c, s = jnp.cos(th), jnp.sin(th)
+    aim = state_vec[2:4] + jnp.array([c * local[0] - s * local[1], s * local[0] + c * local[1]])
+    delta = aim - state_vec[:2]
+    dist = jnp.linalg.norm(delta)
+    heading = delta / jnp.maximum(dist, 1e-6) * jnp.minimum(1.0, dist / ACTION_SCALE + 0.5)
+    heading = 0.7 * heading + 0.3 * prev_action + 0.3 * jax.random.normal(k_noise, (2,))
+    rand = jax.random.uniform(k_rand, (2,), minval=-1.0, maxval=1.0)
+    act = jnp.where(jax.random.uniform(k_u) < 0.15, rand, heading)
+    return jnp.clip(act, -1.0, 1.0)
+
+
+def make_pusht(**kwargs):
+  """PushT: the unit-30 T block (kwargs as `PushEnv`, `shapes` fixed to ('T',))."""
+  if "shapes" in kwargs:
+    raise ValueError("pusht always uses shapes=('T',); use 'pushobj' to choose shapes")
+  return PushEnv(shapes=("T",), **kwargs)
+
+
+def make_pushobj(shapes=shapes_lib.TRAIN_SHAPES, **kwargs):
+  """PushObj: blocks of several shapes (default the training set T, L, Z, +)."""
+  return PushEnv(shapes=shapes, **kwargs)
