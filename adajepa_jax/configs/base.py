@@ -43,22 +43,33 @@ def model_config():
   c.action_emb_dim = 10
   c.proprio_emb_dim = 10
   c.lora_rank = 0
+  c.residual = True         # predictor outputs z + delta (starts as the copy-last-latent model)
+  c.gem_p = 3.0             # GeM pooling exponent (global encoder)
+  c.decoder = False         # visualisation decoder trained on stop-gradient latents
   return c
 
 
 def train_config():
   c = ml_collections.ConfigDict()
   c.batch_size = 32
-  c.steps = 3000
+  c.steps = 2000            # cpu scale: about 10 minutes on 2 shared cores at 64 px
   c.lr_encoder = 1e-4
   c.lr_predictor = 5e-4
   c.warmup_steps = 100
   c.weight_decay = 0.0
   c.curvature_weight = 0.0
-  c.vicreg_var_weight = 0.0
-  c.vicreg_cov_weight = 0.0
-  c.eval_every = 500
-  c.checkpoint_every = 500
+  c.vicreg_var_weight = 1.0   # anti-collapse of the visual latent (stop-grad alone collapses it here)
+  c.vicreg_cov_weight = 0.04
+  c.decoder_weight = 1.0    # only used when model.decoder
+  c.grad_clip = 1.0
+  c.final_lr_fraction = 0.1  # cosine decay ends at lr * this
+  c.eval_every = 200
+  c.eval_batches = 4        # fixed validation batches
+  c.checkpoint_every = 200  # also the data-order segment length (exact resume)
+  c.log_every = 50
+  c.tensorboard = True
+  c.probe_batches = 16      # train-split batches for the final linear probe (half as many val; 0: skip)
+  c.data_dir = ""           # default: <workdir>/data
   c.seed = 0
   return c
 
@@ -74,7 +85,7 @@ def plan_config():
       {"samples": 200, "elites": 30, "iterations": 10, "init_sigma": 1.0, "min_sigma": 0.05})
   c.gd = ml_collections.ConfigDict({"lr": 0.1, "steps": 100})
   c.mppi = ml_collections.ConfigDict(
-      {"samples": 200, "iterations": 10, "temperature": 0.1, "noise": 1.0})
+      {"samples": 200, "iterations": 10, "temperature": 0.1, "noise": 1.0, "min_sigma": 0.05})
   return c
 
 
@@ -122,7 +133,8 @@ def apply_scale(c, scale):
     c.task.kwargs.image_size = 32
     c.data.update(episodes=16, length=30, shard_episodes=8)
     c.model.update(widths=(8, 16), latent_dim=16, depth=1, heads=2)
-    c.train.update(batch_size=8, steps=20, eval_every=10, checkpoint_every=10, warmup_steps=2)
+    c.train.update(batch_size=8, steps=20, eval_every=10, checkpoint_every=10, warmup_steps=2, eval_batches=2,
+                   log_every=5, probe_batches=2)
     c.plan.cem.update(samples=16, elites=4, iterations=2)
     c.plan.gd.update(steps=3)
     c.plan.mppi.update(samples=16, iterations=2)
@@ -130,6 +142,7 @@ def apply_scale(c, scale):
   elif scale == "paper":
     c.task.kwargs.image_size = 224
     c.model.update(widths=(32, 64, 128, 256, 512), latent_dim=384, depth=6, heads=16)
-    c.train.update(batch_size=64, lr_encoder=1e-5, lr_predictor=5e-4, steps=100_000)
+    c.train.update(batch_size=64, lr_encoder=1e-5, lr_predictor=5e-4, steps=100_000, eval_every=2000,
+                   checkpoint_every=2000, warmup_steps=1000)
     c.eval.update(replans=20, episodes=50, seeds=3)
   return c

@@ -1,0 +1,9 @@
+"""PushObj: blocks of several shapes, shape shift. `--config=adajepa_jax/configs/pushobj.py:cpu` (or :tiny,
+:paper). Trains on the env's default shape set (T, L, Z, +); set `task.kwargs.shapes` to change it."""
+from adajepa_jax.configs import base
+
+
+def get_config(scale="cpu"):
+  c = base.base_config()
+  c.task.name = "pushobj"
+  return base.apply_scale(c, scale)

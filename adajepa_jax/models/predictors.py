@@ -1,0 +1,135 @@
+"""Latent predictors: a block-causal transformer over history frames, and an MLP for tiny configs.
+
+Both map latents z f32[B, T, N, D] and action embeddings f32[B, T, Da] to next latents f32[B, T, N, D]
+(output k predicts frame k+1 from frames <= k), as a residual on z.
+
+Transformer param names: in_proj, pos_emb, block_0..block_{L-1} (pre-norm, attention `qkv`/`proj`, MLP
+`fc1`/`fc2`), final_norm, out_proj. MLP param names: block_0..block_{L-1}, out_proj. Every dense kernel is
+2-D so LoRA adapters apply uniformly.
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+PREDICTORS = ("transformer", "mlp")
+
+
+def _out_init(residual):
+  """Residual predictors start as the copy-last-latent model (zero output kernel)."""
+  return nn.initializers.zeros if residual else nn.linear.default_kernel_init
+
+
+class Attention(nn.Module):
+  """Multi-head self-attention with an explicit boolean mask.
+
+  x: f32[B, L, C]; mask: bool[B, L, L] (True = may attend) -> f32[B, L, C].
+  """
+  heads: int
+
+  @nn.compact
+  def __call__(self, x, mask):
+    b, l, c = x.shape
+    if c % self.heads:
+      raise ValueError(f"predictor width {c} is not divisible by heads={self.heads}")
+    hd = c // self.heads
+    qkv = nn.Dense(3 * c, name="qkv")(x).reshape(b, l, 3, self.heads, hd)
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(jnp.float32(hd))
+    logits = jnp.where(mask[:, None], logits, jnp.finfo(jnp.float32).min)
+    out = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(logits, axis=-1), v).reshape(b, l, c)
+    return nn.Dense(c, name="proj")(out)
+
+
+class Block(nn.Module):
+  """Pre-norm transformer block: x + attn(LN(x)); x + MLP(LN(x))."""
+  heads: int
+  mlp_ratio: int
+
+  @nn.compact
+  def __call__(self, x, mask):
+    c = x.shape[-1]
+    x = x + Attention(self.heads, name="attn")(nn.LayerNorm(name="norm1")(x), mask)
+    h = nn.gelu(nn.Dense(c * self.mlp_ratio, name="fc1")(nn.LayerNorm(name="norm2")(x)))
+    return x + nn.Dense(c, name="fc2")(h)
+
+
+def frame_causal_mask(num_frames, tokens_per_frame, valid):
+  """Block-causal attention mask over frames.
+
+  Args:
+    num_frames: T.
+    tokens_per_frame: N.
+    valid: bool[B, T] (False = left padding).
+
+  Returns:
+    bool[B, T*N, T*N]: query token of frame i may attend key token of frame j iff j <= i and frame j is
+    valid; every token may attend itself (so padded rows stay finite).
+  """
+  frame = jnp.repeat(jnp.arange(num_frames), tokens_per_frame)
+  causal = frame[None, :] <= frame[:, None]
+  key_valid = jnp.repeat(valid, tokens_per_frame, axis=-1)[:, None, :]
+  eye = jnp.eye(num_frames * tokens_per_frame, dtype=bool)
+  return (causal[None] & key_valid) | eye[None]
+
+
+class TransformerPredictor(nn.Module):
+  """ViT-style predictor over history frames.
+
+  Attributes:
+    width: model width (in_proj maps D + Da to it).
+    depth: number of blocks L.
+    heads: attention heads.
+    mlp_ratio: MLP hidden = width * mlp_ratio.
+    max_frames: frames covered by the learned positional embedding (the history).
+    residual: predict z + delta instead of z.
+  """
+  width: int
+  depth: int
+  heads: int
+  mlp_ratio: int
+  max_frames: int
+  residual: bool = True
+
+  @nn.compact
+  def __call__(self, z, a_emb, valid):
+    """z: f32[B, T, N, D]; a_emb: f32[B, T, Da]; valid: bool[B, T] -> f32[B, T, N, D]."""
+    b, t, n, d = z.shape
+    if t > self.max_frames:
+      raise ValueError(f"predictor got {t} frames but its positional embedding covers {self.max_frames}")
+    a = jnp.broadcast_to(a_emb[:, :, None, :], (b, t, n, a_emb.shape[-1]))
+    x = nn.Dense(self.width, name="in_proj")(jnp.concatenate([z, a], -1)).reshape(b, t * n, self.width)
+    pos = self.param("pos_emb", nn.initializers.normal(0.02), (self.max_frames * n, self.width))
+    x = x + pos[: t * n][None]
+    mask = frame_causal_mask(t, n, valid)
+    for i in range(self.depth):
+      x = Block(self.heads, self.mlp_ratio, name=f"block_{i}")(x, mask)
+    x = nn.LayerNorm(name="final_norm")(x)
+    out = nn.Dense(d, kernel_init=_out_init(self.residual), name="out_proj")(x).reshape(b, t, n, d)
+    return z + out if self.residual else out
+
+
+class MLPBlock(nn.Module):
+  """Dense -> GELU."""
+  width: int
+
+  @nn.compact
+  def __call__(self, x):
+    return nn.gelu(nn.Dense(self.width)(x))
+
+
+class MLPPredictor(nn.Module):
+  """Markov per-frame MLP: frame k's next latent from (z_k, a_k) only; `valid` is unused."""
+  width: int
+  depth: int
+  residual: bool = True
+
+  @nn.compact
+  def __call__(self, z, a_emb, valid):
+    """z: f32[B, T, N, D]; a_emb: f32[B, T, Da]; valid: bool[B, T] (unused) -> f32[B, T, N, D]."""
+    del valid
+    b, t, n, d = z.shape
+    x = jnp.concatenate([z.reshape(b, t, n * d), a_emb], -1)
+    for i in range(self.depth):
+      x = MLPBlock(self.width, name=f"block_{i}")(x)
+    out = nn.Dense(n * d, kernel_init=_out_init(self.residual), name="out_proj")(x).reshape(b, t, n, d)
+    return z + out if self.residual else out

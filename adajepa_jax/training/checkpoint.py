@@ -1,0 +1,135 @@
+"""Checkpoints (the project's only orbax import).
+
+Layout of a training workdir: `<workdir>/checkpoints/latest/<step>/` (resume) and
+`<workdir>/checkpoints/best/<step>/` (lowest validation loss). Each step holds four items:
+  params  the world-model param tree            train   {'step', 'opt_state'}
+  config  the resolved run config (JSON)         meta    obs_spec, dataset fingerprint, step, val loss, ...
+
+Example:
+  params, config = checkpoint.load_world_model("workdirs/pusht")   # best if present, else latest
+"""
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+ITEMS = ("params", "train", "config", "meta")
+#: Config sections that must match for params to be reused.
+MODEL_SECTIONS = ("model",)
+
+
+def _jsonable(config):
+  """ConfigDict / dict -> a plain JSON-compatible dict (tuples become lists)."""
+  d = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+  return json.loads(json.dumps(d, default=str))
+
+
+def config_diff(a, b, sections=MODEL_SECTIONS):
+  """Lists 'section.key: a != b' for every differing key of the given sections of two configs."""
+  a, b = _jsonable(a), _jsonable(b)
+  out = []
+
+  def walk(x, y, prefix):
+    if isinstance(x, dict) and isinstance(y, dict):
+      for k in sorted(set(x) | set(y)):
+        walk(x.get(k, "<missing>"), y.get(k, "<missing>"), f"{prefix}.{k}" if prefix else k)
+    elif x != y:
+      out.append(f"{prefix}: {x!r} != {y!r}")
+
+  for s in sections:
+    walk(a.get(s, {}), b.get(s, {}), s)
+  return out
+
+
+def check_config(stored, expected, where, sections=MODEL_SECTIONS):
+  """Raises ValueError naming every differing key if `stored` and `expected` differ in `sections`."""
+  diff = config_diff(stored, expected, sections)
+  if diff:
+    raise ValueError(f"Checkpoint at {where} was written with a different config "
+                     f"(stored != given): {'; '.join(diff)}")
+
+
+def make_manager(directory, max_to_keep=2):
+  """A synchronous `ocp.CheckpointManager` with the four items of this module."""
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=ITEMS)
+
+
+def save(manager, step, params, opt_state, config, meta):
+  """Saves one step (params, optimiser state, config, meta), replacing that step if it exists (a resumed
+  run re-reaching it), and waits until it is on disk."""
+  if int(step) in manager.all_steps():
+    manager.delete(int(step))
+  manager.save(int(step), args=ocp.args.Composite(
+      params=ocp.args.StandardSave(params),
+      train=ocp.args.StandardSave({"step": step, "opt_state": opt_state}),
+      config=ocp.args.JsonSave(_jsonable(config)),
+      meta=ocp.args.JsonSave(json.loads(json.dumps(meta, default=str)))))
+  manager.wait_until_finished()
+
+
+def _abstract(tree):
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def restore_config(manager, step=None):
+  """(config ConfigDict, meta dict) of a step (default: latest)."""
+  step = manager.latest_step() if step is None else step
+  r = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
+                                                    meta=ocp.args.JsonRestore()))
+  return ml_collections.ConfigDict(r["config"]), r["meta"]
+
+
+def restore(manager, params_like, opt_state_like, step=None):
+  """Restores (params, opt_state, step) against the structure of the given example trees.
+
+  Restoring against an abstract tree keeps optax's state types (named tuples) intact.
+  """
+  step = manager.latest_step() if step is None else step
+  r = manager.restore(step, args=ocp.args.Composite(
+      params=ocp.args.StandardRestore(_abstract(params_like)),
+      train=ocp.args.StandardRestore(_abstract({"step": 0, "opt_state": opt_state_like}))))
+  return r["params"], r["train"]["opt_state"], r["train"]["step"]
+
+
+def _find_manager_dir(path):
+  """A CheckpointManager directory from a workdir, a checkpoints/ folder or a manager folder."""
+  for cand in (os.path.join(path, "checkpoints", "best"), os.path.join(path, "checkpoints", "latest"),
+               os.path.join(path, "best"), os.path.join(path, "latest"), path):
+    if os.path.isdir(cand) and any(e.isdigit() for e in os.listdir(cand)):
+      return cand
+  raise ValueError(f"No checkpoint found under {path!r} (looked for checkpoints/best, checkpoints/latest "
+                   "and numbered step folders)")
+
+
+def load_world_model(path, config=None, step=None):
+  """Loads trained world-model params and the config they were trained with.
+
+  Args:
+    path: a training workdir (uses checkpoints/best, else checkpoints/latest), or a manager directory.
+    config: optional config to check against; a different `model` section raises ValueError.
+    step: optional step (default: the latest in the chosen directory).
+
+  Returns:
+    (params, config): the param tree (jax arrays) and the stored ConfigDict. The stored meta (obs_spec,
+    dataset fingerprint, metrics) is at `config.checkpoint_meta`.
+  """
+  from adajepa_jax.models import world_model  # local: keeps orbax-only callers light
+
+  directory = _find_manager_dir(path)
+  manager = make_manager(directory)
+  try:
+    stored, meta = restore_config(manager, step)
+    if config is not None:
+      check_config(stored, config, directory)
+    wm = world_model.make_world_model(stored.model, meta["obs_spec"])
+    abstract = jax.eval_shape(wm.init, jax.random.key(0))
+    step = manager.latest_step() if step is None else step
+    r = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract)))
+  finally:
+    manager.close()
+  stored.checkpoint_meta = meta
+  return r["params"], stored

@@ -1,0 +1,303 @@
+"""World-model pretraining: a pure, jitted-once `train_step` and the `train_and_evaluate` loop.
+
+Resume is exact: the data order depends only on (seed, segment), where a segment is the `checkpoint_every`
+steps between two checkpoints, and a resumed run restarts at a checkpoint boundary. So a run killed at any
+point and resumed reaches the same final params as an uninterrupted one.
+
+Workdir layout: config.json, metrics.csv (step, split, metric, value), tb/ (TensorBoard),
+checkpoints/{latest,best}/<step>/, evidence.json (validation vs copy-last baseline, latent std, probe R^2).
+
+Example:
+  summary = train.train_and_evaluate(pusht.get_config("cpu"), "workdirs/pusht")
+"""
+import csv
+import json
+import os
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from adajepa_jax.models import world_model
+from adajepa_jax.training import checkpoint
+from adajepa_jax.training import losses
+from adajepa_jax.training import probes
+
+
+@flax.struct.dataclass
+class TrainState:
+  """step: i32[]; params: world-model param tree; opt_state: optax state."""
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+def obs_spec_from_batch(batch, history):
+  """The world model's obs_spec from a loader batch {'pixels' [B, h+1, H, W, 3], 'proprio', 'actions'}."""
+  return {"image_size": int(batch["pixels"].shape[-2]), "proprio_size": int(batch["proprio"].shape[-1]),
+          "action_size": int(batch["actions"].shape[-1]), "history": int(history)}
+
+
+def param_labels(params):
+  """'encoder' for params['encoder'], 'predictor' for everything else (predictor, action/proprio encoders,
+  decoder, adapters): the two learning-rate groups."""
+  return {k: jax.tree.map(lambda _, k=k: "encoder" if k == "encoder" else "predictor", v)
+          for k, v in params.items()}
+
+
+def _schedule(lr, train_cfg):
+  steps, warmup = int(train_cfg.steps), int(train_cfg.warmup_steps)
+  return optax.warmup_cosine_decay_schedule(
+      0.0, lr, warmup, max(steps, warmup + 1), end_value=lr * float(train_cfg.get("final_lr_fraction", 0.1)))
+
+
+def make_optimizer(train_cfg):
+  """Global-norm clipping, then AdamW with separate warmup-cosine learning rates for encoder / predictor."""
+  wd = float(train_cfg.weight_decay)
+  return optax.chain(
+      optax.clip_by_global_norm(float(train_cfg.get("grad_clip", 1.0))),
+      optax.multi_transform(
+          {"encoder": optax.adamw(_schedule(float(train_cfg.lr_encoder), train_cfg), weight_decay=wd),
+           "predictor": optax.adamw(_schedule(float(train_cfg.lr_predictor), train_cfg), weight_decay=wd)},
+          param_labels))
+
+
+def create_train_state(wm, tx, key):
+  """A fresh TrainState from `wm.init(key)`."""
+  params = wm.init(key)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=jax.jit(tx.init)(params))
+
+
+def make_train_step(wm, train_cfg, tx):
+  """Returns the pure `train_step(state, batch) -> (state, metrics)` (jit it once)."""
+  loss_fn = losses.make_train_loss(wm, train_cfg)
+
+  def train_step(state, batch):
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = dict(metrics, grad_norm=optax.tree.norm(grads))
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+  return train_step
+
+
+def make_eval_step(wm, train_cfg):
+  """Returns `eval_step(params, batch) -> metrics` (the training loss terms, no gradients)."""
+  loss_fn = losses.make_train_loss(wm, train_cfg)
+  return lambda params, batch: loss_fn(params, batch)[1]
+
+
+def segment_seed(seed, segment, epoch=0, stream=1):
+  """The loader seed of a data segment: a deterministic function of (seed, stream, segment, epoch).
+
+  stream 1 is training, stream 0 the fixed validation batches.
+  """
+  return int(np.random.SeedSequence([int(seed), int(stream), int(segment), int(epoch)]).generate_state(1)[0])
+
+
+def batch_stream(dataset, batch_size, seed, start_step, segment_len):
+  """Yields training batches for steps start_step, start_step + 1, ... (start_step % segment_len == 0).
+
+  Segment s (steps [s * segment_len, (s + 1) * segment_len)) draws from `dataset.batches(batch_size,
+  segment_seed(seed, s))`, restarted with a new epoch seed if exhausted; incomplete batches are skipped.
+  """
+  if start_step % segment_len:
+    raise ValueError(f"start_step {start_step} is not a multiple of the segment length {segment_len}")
+  step = start_step
+  while True:
+    seg, epoch, left = step // segment_len, 0, segment_len
+    while left:
+      got = 0
+      for batch in dataset.batches(batch_size, segment_seed(seed, seg, epoch)):
+        if batch["pixels"].shape[0] != batch_size:
+          continue
+        yield batch
+        got, left, step = got + 1, left - 1, step + 1
+        if not left:
+          break
+      if left and not got:
+        raise ValueError(f"dataset yields no full batch of size {batch_size}")
+      epoch += 1
+
+
+def _mean_metrics(ms):
+  return {k: float(np.mean([float(m[k]) for m in ms])) for k in ms[0]}
+
+
+def _dataset_fingerprint(dataset, data_dir):
+  fp = getattr(dataset, "fingerprint", None)
+  if fp is None and data_dir and os.path.exists(os.path.join(data_dir, "manifest.json")):
+    with open(os.path.join(data_dir, "manifest.json")) as f:
+      fp = json.load(f).get("fingerprint")
+  return fp
+
+
+class _MetricWriter:
+  """CSV (long format) + TensorBoard writer."""
+
+  def __init__(self, workdir, tensorboard=True):
+    path = os.path.join(workdir, "metrics.csv")
+    new = not os.path.exists(path)
+    self._f = open(path, "a", newline="")
+    self._csv = csv.writer(self._f)
+    if new:
+      self._csv.writerow(["step", "split", "metric", "value"])
+    self._tb = None
+    if tensorboard:
+      from tensorboardX import SummaryWriter
+      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+
+  def write(self, step, split, metrics):
+    for k, v in sorted(metrics.items()):
+      self._csv.writerow([step, split, k, f"{float(v):.6g}"])
+      if self._tb is not None:
+        self._tb.add_scalar(f"{split}/{k}", float(v), step)
+    self._f.flush()
+
+  def close(self):
+    self._f.close()
+    if self._tb is not None:
+      self._tb.close()
+
+
+def _make_datasets(config, data_dir):
+  from adajepa_jax.data import dataset as dataset_lib  # the data package, imported when needed
+
+  kw = dict(history=int(config.data.history), frameskip=int(config.data.frameskip),
+            val_fraction=float(config.data.val_fraction), seed=int(config.data.seed))
+  return (dataset_lib.WindowDataset(data_dir, split="train", **kw),
+          dataset_lib.WindowDataset(data_dir, split="val", **kw))
+
+
+def evidence(wm, params, val_batches, eval_step, probe_data=None, task_name=""):
+  """Planning-readiness numbers: val prediction loss vs the copy-last baseline, latent std, probe R^2.
+
+  probe_data: optional (train_frames, test_frames) for `probes.probe_report`.
+  """
+  ev = _mean_metrics([jax.device_get(eval_step(params, b)) for b in val_batches])
+  out = {"val_pred_loss": ev["pred_loss"], "val_copy_loss": ev["copy_loss"],
+         "pred_over_copy": ev["pred_loss"] / max(ev["copy_loss"], 1e-12),
+         "z_std_min": ev["z_std_min"], "z_std_mean": ev["z_std_mean"]}
+  if probe_data is not None:
+    out["probe"] = probes.probe_report(wm, params, *probe_data, task_name)
+  return out
+
+
+def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None, progress=True):
+  """Trains (or resumes) a world model under `workdir` and returns a summary dict.
+
+  Args:
+    config: the full run config (sections data, model, train, task).
+    workdir: run folder; an existing checkpoints/latest is resumed.
+    train_ds, val_ds: objects with `.batches(batch_size, seed)` (default: `data.dataset.WindowDataset` on
+      `config.train.data_dir` or `<workdir>/data`).
+    stop_at: stop after this many steps without finishing (simulates an interruption; tests).
+    progress: show a tqdm bar.
+
+  Returns:
+    {'step', 'params', 'val' (last validation metrics), 'best_val', 'evidence' (None when stopped early),
+    'world_model' (the `WorldModel` the params belong to)}.
+  """
+  tc = config.train
+  os.makedirs(workdir, exist_ok=True)
+  data_dir = tc.get("data_dir", "") or os.path.join(workdir, "data")
+  if train_ds is None or val_ds is None:
+    train_ds, val_ds = _make_datasets(config, data_dir)
+  seed, bs, steps = int(tc.seed), int(tc.batch_size), int(tc.steps)
+  seg = int(tc.checkpoint_every)
+  if seg < 1 or int(tc.eval_every) < 1:
+    raise ValueError(f"train.checkpoint_every and eval_every must be >= 1, got {seg}, {tc.eval_every}")
+  val_batches = []
+  for b in val_ds.batches(bs, segment_seed(seed, 0, stream=0)):
+    if b["pixels"].shape[0] == bs:
+      val_batches.append(jax.device_put(b))
+    if len(val_batches) >= int(tc.get("eval_batches", 4)):
+      break
+  if not val_batches:
+    raise ValueError(f"validation split yields no full batch of size {bs}")
+  spec = obs_spec_from_batch(val_batches[0], config.data.history)
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  latest = checkpoint.make_manager(os.path.join(ckpt_dir, "latest"), max_to_keep=2)
+  best = checkpoint.make_manager(os.path.join(ckpt_dir, "best"), max_to_keep=1)
+  best_val = float("inf")
+  resume = latest.latest_step() is not None
+  if resume:  # fail fast, before building anything, if the workdir holds another model
+    stored, meta = checkpoint.restore_config(latest)
+    try:
+      checkpoint.check_config(stored, config, latest.directory, sections=("model",))
+    except ValueError:
+      latest.close()
+      best.close()
+      raise
+  wm = world_model.make_world_model(config.model, spec)
+  tx = make_optimizer(tc)
+  state = create_train_state(wm, tx, jax.random.key(seed))
+  if resume:
+    params, opt_state, step = checkpoint.restore(latest, state.params, state.opt_state)
+    state = TrainState(step=jnp.asarray(step, jnp.int32), params=params, opt_state=opt_state)
+    best_val = float(meta.get("best_val", best_val))
+    logging.info("Resumed from %s at step %d", latest.directory, int(step))
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  meta = {"obs_spec": spec, "dataset_fingerprint": _dataset_fingerprint(train_ds, data_dir),
+          "task": config.task.name}
+
+  train_step = jax.jit(make_train_step(wm, tc, tx))
+  eval_step = jax.jit(make_eval_step(wm, tc))
+  writer = _MetricWriter(workdir, tensorboard=bool(tc.get("tensorboard", True)))
+  start = int(state.step)
+  end = steps if stop_at is None else min(steps, int(stop_at))
+  val = None
+  log_every = int(tc.get("log_every", 50))
+  bar = None
+  if progress:
+    import tqdm
+    bar = tqdm.tqdm(total=steps, initial=start, desc="train", dynamic_ncols=True)
+  stream = batch_stream(train_ds, bs, seed, start, seg)
+  t0 = time.time()
+  try:
+    for step in range(start, end):
+      state, metrics = train_step(state, next(stream))
+      done = step + 1
+      if done % log_every == 0 or done == steps:
+        m = jax.device_get(metrics)
+        m["steps_per_s"] = (done - start) / (time.time() - t0)
+        writer.write(done, "train", m)
+        if bar is not None:
+          bar.set_postfix(loss=f"{float(m['loss']):.4f}")
+      if done % int(tc.eval_every) == 0 or done == steps:
+        val = _mean_metrics([jax.device_get(eval_step(state.params, b)) for b in val_batches])
+        writer.write(done, "val", val)
+        if val["pred_loss"] < best_val:
+          best_val = val["pred_loss"]
+          checkpoint.save(best, done, state.params, state.opt_state, config,
+                          dict(meta, step=done, val=val, best_val=best_val))
+      if done % seg == 0 or done == steps:
+        checkpoint.save(latest, done, state.params, state.opt_state, config,
+                        dict(meta, step=done, val=val, best_val=best_val))
+      if bar is not None:
+        bar.update(1)
+  finally:
+    if bar is not None:
+      bar.close()
+    writer.close()
+    latest.close()
+    best.close()
+  summary = {"step": int(state.step), "params": state.params, "val": val, "best_val": best_val,
+             "evidence": None, "world_model": wm}
+  if int(state.step) == steps:
+    probe_data = None
+    nb = int(tc.get("probe_batches", 0))
+    if nb:
+      probe_data = (probes.window_frames(train_ds, bs, nb, segment_seed(seed, 0, stream=2)),
+                    probes.window_frames(val_ds, bs, max(1, nb // 2), segment_seed(seed, 0, stream=3)))
+    summary["evidence"] = evidence(wm, state.params, val_batches, eval_step, probe_data, config.task.name)
+    with open(os.path.join(workdir, "evidence.json"), "w") as f:
+      json.dump(summary["evidence"], f, indent=2)
+  return summary

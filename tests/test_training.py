@@ -1,0 +1,161 @@
+"""Training: loss falls, checkpoints round-trip bit for bit, resume == uninterrupted, config checks, probes"""
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from adajepa_jax import models
+from adajepa_jax.configs import pusht
+from adajepa_jax.training import checkpoint, losses, probes, synthetic, train
+
+
+def _config():
+  cfg = pusht.get_config("tiny")
+  cfg.train.update(steps=8, eval_every=4, checkpoint_every=4, log_every=4, warmup_steps=2,
+                   tensorboard=True, curvature_weight=0.1, vicreg_var_weight=0.1, vicreg_cov_weight=0.01)
+  return cfg
+
+
+@pytest.fixture(scope="module")
+def data():
+  return synthetic.SyntheticWindows(48, seed=0), synthetic.SyntheticWindows(16, seed=1)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, data):
+  workdir = str(tmp_path_factory.mktemp("full"))
+  return workdir, train.train_and_evaluate(_config(), workdir, *data, progress=False)
+
+
+def test_loss_decreases_on_tiny_dataset(data):
+  cfg = _config()
+  batch = next(data[0].batches(cfg.train.batch_size, 0))
+  spec = train.obs_spec_from_batch(batch, cfg.data.history)
+  wm = models.make_world_model(cfg.model, spec)
+  tx = train.make_optimizer(cfg.train)
+  state = train.create_train_state(wm, tx, jax.random.key(0))
+  step = jax.jit(chex.assert_max_traces(train.make_train_step(wm, cfg.train, tx), n=1))  # no recompiles
+  history = []
+  for _ in range(cfg.train.steps):
+    state, metrics = step(state, batch)
+    history.append(float(metrics["loss"]))
+  final = float(train.make_eval_step(wm, cfg.train)(state.params, batch)["loss"])
+  third = len(history) // 3
+  assert int(state.step) == cfg.train.steps
+  assert final < history[0] and np.mean(history[-third:]) < np.mean(history[:third]), history
+
+
+def test_optimizer_uses_separate_learning_rates():
+  cfg = _config()
+  cfg.train.update(lr_encoder=0.0, warmup_steps=1)
+  params = {"encoder": {"w": jnp.ones(3)}, "predictor": {"w": jnp.ones(3)},
+            "action_encoder": {"w": jnp.ones(2)}}
+  assert train.param_labels(params) == {"encoder": {"w": "encoder"}, "predictor": {"w": "predictor"},
+                                        "action_encoder": {"w": "predictor"}}
+  tx = train.make_optimizer(cfg.train)
+  opt_state = tx.init(params)
+  grads = jax.tree.map(jnp.ones_like, params)
+  for _ in range(2):            # the warmup starts at lr 0
+    updates, opt_state = tx.update(grads, opt_state, params)
+  assert float(jnp.abs(updates["encoder"]["w"]).max()) == 0.0
+  assert float(jnp.abs(updates["predictor"]["w"]).min()) > 0.0
+  assert float(jnp.abs(updates["action_encoder"]["w"]).min()) > 0.0
+
+
+def test_checkpoint_round_trip_is_bit_identical(tmp_path, data):
+  cfg = _config()
+  batch = next(data[0].batches(cfg.train.batch_size, 0))
+  wm = models.make_world_model(cfg.model, train.obs_spec_from_batch(batch, cfg.data.history))
+  tx = train.make_optimizer(cfg.train)
+  state = train.create_train_state(wm, tx, jax.random.key(0))
+  state, _ = jax.jit(train.make_train_step(wm, cfg.train, tx))(state, batch)
+  manager = checkpoint.make_manager(str(tmp_path / "ckpt"))
+  checkpoint.save(manager, 1, state.params, state.opt_state, cfg, {"note": "x"})
+  fresh = train.create_train_state(wm, tx, jax.random.key(1))
+  params, opt_state, step = checkpoint.restore(manager, fresh.params, fresh.opt_state)
+  manager.close()
+  assert jax.tree.structure(opt_state) == jax.tree.structure(state.opt_state)   # optax types survive
+  chex.assert_trees_all_equal(params, state.params)
+  chex.assert_trees_all_equal(opt_state, state.opt_state)
+  assert int(step) == 1
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path, data, full_run):
+  _, full = full_run
+  workdir = str(tmp_path / "killed")
+  stopped = train.train_and_evaluate(_config(), workdir, *data, stop_at=6, progress=False)
+  assert stopped["step"] == 6 and stopped["evidence"] is None
+  # The "kill" happened after the checkpoint at step 4: the resumed run restarts there.
+  assert checkpoint.make_manager(os.path.join(workdir, "checkpoints", "latest")).latest_step() == 4
+  resumed = train.train_and_evaluate(_config(), workdir, *data, progress=False)
+  assert resumed["step"] == full["step"] == _config().train.steps
+  chex.assert_trees_all_equal(resumed["params"], full["params"])
+
+
+def test_run_outputs_and_load_world_model(full_run, data):
+  workdir, summary = full_run
+  for name in ("config.json", "metrics.csv", "evidence.json", "tb"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  with open(os.path.join(workdir, "metrics.csv")) as f:
+    rows = f.read().splitlines()
+  assert rows[0] == "step,split,metric,value" and any(",val,pred_loss," in r for r in rows)
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(summary["params"]))
+  ev = summary["evidence"]
+  assert ev["val_copy_loss"] > 0 and np.isfinite(ev["val_pred_loss"]) and ev["z_std_min"] >= 0
+  params, cfg = checkpoint.load_world_model(os.path.join(workdir, "checkpoints", "latest"), config=_config())
+  chex.assert_trees_all_equal(params, summary["params"])
+  assert cfg.checkpoint_meta["dataset_fingerprint"] == data[0].fingerprint
+  assert cfg.model.latent_dim == _config().model.latent_dim
+  best_params, _ = checkpoint.load_world_model(workdir)      # workdir -> checkpoints/best
+  assert jax.tree.structure(best_params) == jax.tree.structure(params)
+
+
+def test_mismatched_config_raises(full_run, data):
+  workdir, _ = full_run
+  other = _config()
+  other.model.latent_dim = 24
+  with pytest.raises(ValueError, match=r"model\.latent_dim: 16 != 24"):
+    checkpoint.load_world_model(workdir, config=other)
+  with pytest.raises(ValueError, match=r"model\.latent_dim"):
+    train.train_and_evaluate(other, workdir, *data, progress=False)
+  with pytest.raises(ValueError, match="No checkpoint"):
+    checkpoint.load_world_model(os.path.join(workdir, "nonexistent"))
+
+
+def test_regularisers():
+  t = jnp.linspace(0.0, 1.0, 5)
+  line = jnp.stack([t, 2 * t], -1)[None, :, None, :]                      # [1, 5, 1, 2]
+  zigzag = jnp.stack([t, jnp.array([0.0, 1.0, 0.0, 1.0, 0.0])], -1)[None, :, None, :]
+  assert float(losses.curvature_loss(line)) < 1e-5
+  assert float(losses.curvature_loss(zigzag)) > 0.5
+  z = jax.random.normal(jax.random.key(0), (512, 8))
+  var_ok, cov_ok = losses.vicreg_terms(z)
+  var_bad, cov_bad = losses.vicreg_terms(jnp.concatenate([0.01 * z[:, :1]] * 8, 1))
+  assert float(var_ok) < 0.1 < float(var_bad)
+  assert float(cov_ok) < float(cov_bad) or float(var_bad) > 0.9
+
+
+def test_linear_probe_separates_signal_from_noise():
+  key1, key2, key3 = jax.random.split(jax.random.key(0), 3)
+  z = jax.random.normal(key1, (400, 6))
+  w = jax.random.normal(key2, (6, 2))
+  y = z @ w + 0.01 * jax.random.normal(key3, (400, 2))
+  good = probes.linear_probe(z[:300], y[:300], z[300:], y[300:])
+  assert float(good["r2_mean"]) > 0.95
+  noise = jax.random.normal(key3, (400, 2))
+  bad = probes.linear_probe(z[:300], noise[:300], z[300:], noise[300:])
+  assert float(bad["r2_mean"]) < 0.2
+
+
+def test_probe_report_on_window_datasets(full_run, data):
+  _, summary = full_run
+  train_frames = probes.window_frames(data[0], 8, 3, seed=0)
+  test_frames = probes.window_frames(data[1], 8, 2, seed=0)
+  assert train_frames["pixels"].shape == (3 * 8 * 4, 32, 32, 3) and train_frames["states"].shape[-1] == 5
+  rep = probes.probe_report(summary["world_model"], summary["params"], train_frames, test_frames, "pusht")
+  assert set(rep["r2"]) == {"agent_x", "agent_y", "block_x", "block_y", "block_cos", "block_sin"}
+  assert np.isfinite(rep["r2"]["agent_x"]) and rep["frames"] == 96
+  assert "probe" in summary["evidence"] and set(summary["evidence"]["probe"]["r2"]) == set(rep["r2"])
