@@ -1,21 +1,17 @@
-"""Runtime setup shared by scripts and tests: quiet known-harmless warnings, compilation cache."""
-import logging
+"""Runtime setup shared by scripts and tests: quiet known-harmless messages, persistent compilation cache."""
 import os
 import warnings
 
 
 def quiet_known_warnings():
-  """Filters the harmless 'Failed to import warp' (mjx) and jaxopt-deprecation messages."""
+  """Filters the jaxopt deprecation warnings brax triggers and absl INFO logs (orbax logs every save there).
+
+  mujoco.mjx's "Failed to import warp" print is silenced where mjx is first imported (`adajepa_jax.envs`).
+  """
+  from absl import logging as absl_logging
   warnings.filterwarnings("ignore", message=".*jaxopt.*")
   warnings.filterwarnings("ignore", category=DeprecationWarning, module="brax")
-
-  class _DropWarp(logging.Filter):
-
-    def filter(self, record):
-      return "warp" not in record.getMessage().lower()
-
-  for name in ("", "mujoco", "mujoco.mjx", "absl"):
-    logging.getLogger(name).addFilter(_DropWarp())
+  absl_logging.set_verbosity(absl_logging.WARNING)
 
 
 def setup_runtime(cache_dir=None):

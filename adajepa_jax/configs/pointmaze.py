@@ -6,4 +6,5 @@ from adajepa_jax.configs import base
 def get_config(scale="cpu"):
   c = base.base_config()
   c.task.name = "pointmaze_medium"
+  c.plan.objective = "all"   # mazes: all frames weighted 2^i (reference/adajepa.md section 4)
   return base.apply_scale(c, scale)
