@@ -30,6 +30,9 @@ flags.DEFINE_list("batches", ["1", "8", "50"], "Episode batch sizes for (b).")
 flags.DEFINE_integer("replans", 5, "Replans per episode in (b) and (d).")
 flags.DEFINE_integer("repeats", 5, "Timed repetitions (the median is reported).")
 flags.DEFINE_integer("reference_episodes", 8, "Episodes run one at a time for the reference structure.")
+flags.DEFINE_integer("cem_samples", 200, "CEM samples (the paper's 200; the issue's overhead target uses it).")
+flags.DEFINE_integer("cem_iterations", 10, "CEM iterations (the paper's 10).")
+flags.DEFINE_integer("gd_steps", 100, "GD steps (the paper's 100).")
 
 
 def _block(x):
@@ -159,6 +162,9 @@ def main(argv):
   cold_cache = tempfile.mkdtemp(prefix="adajepa_bench_cache_")
   utils.setup_runtime(cold_cache)   # (d) needs an empty cache; everything after reuses it
   config = FLAGS.config
+  config.plan.cem.update(samples=FLAGS.cem_samples, iterations=FLAGS.cem_iterations,
+                         elites=max(1, round(FLAGS.cem_samples * 0.15)))
+  config.plan.gd.steps = FLAGS.gd_steps
   from adajepa_jax.eval import pipeline
   from adajepa_jax import envs
   env = envs.make(config.task.name, **config.task.kwargs)

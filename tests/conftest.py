@@ -11,4 +11,5 @@ import jax  # noqa: E402
 
 from adajepa_jax import utils  # noqa: E402
 
-utils.setup_runtime(os.path.join(os.path.dirname(os.path.dirname(__file__)), ".jax_cache"))
+utils.setup_runtime(os.environ.get(
+    "ADAJEPA_JAX_CACHE", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".jax_cache")))
