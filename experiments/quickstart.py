@@ -11,6 +11,7 @@ command is run again, so an interruption loses at most the stage in flight. Writ
 """
 import json
 import os
+import sys
 import time
 
 from absl import app, flags
@@ -52,7 +53,7 @@ def _report(workdir, config, manifest, evidence, success_md, timings):
       f"`{config.model.encoder}` encoder + {config.model.depth}-block `{config.model.predictor}` predictor, "
       f"planner `{config.plan.planner}`, budget {config.eval.replans} replans x 1 chunk of "
       f"{config.data.frameskip} env steps, {config.eval.seeds} seeds x {config.eval.episodes} episodes.", "",
-      "Produced by `python experiments/quickstart.py --workdir=" + workdir + "` (README's main command).", "",
+      "Produced by `python " + " ".join(sys.argv) + "`.", "",
       "## Data",
       f"{manifest.get('episodes')} episodes x {manifest.get('length')} steps; fraction of episodes with "
       f"agent-block contact: {manifest.get('contact_fraction')}. Files: `data/`.", "",
