@@ -95,7 +95,8 @@ def adapt_step(params, opt_state, buffer, *, loss_fn, optimizer, labels=None, st
   Returns:
     params: the updated params.
     opt_state: the updated optimiser state.
-    metrics: {'loss_before' f32[] (loss before the first step), 'loss_after' f32[] (after the last),
+    metrics: {'loss_before' f32[] (loss before the first step; no extra forward pass is spent on the loss
+      after the last step: evaluate `loss_fn` yourself if you need it),
       'skipped' i32[] (number of skipped steps), 'grad_norm' f32[] (global norm at the last step)}.
 
   Example:
@@ -146,7 +147,6 @@ def adapt_step(params, opt_state, buffer, *, loss_fn, optimizer, labels=None, st
 
   init = (params, opt_state, jnp.zeros((), jnp.int32))
   (params, opt_state, skipped), (losses, norms) = jax.lax.scan(one_step, init, None, length=int(steps))
-  loss_after = loss_fn(params, batch)[0]
-  metrics = {"loss_before": losses[0], "loss_after": loss_after, "skipped": skipped,
+  metrics = {"loss_before": losses[0], "skipped": skipped,
              "grad_norm": norms[-1]}
   return params, opt_state, metrics
