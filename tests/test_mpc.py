@@ -78,3 +78,16 @@ def test_bad_mode_and_shift_fail_fast(setup):
     pipeline.check_modes(["frozen", "predlast+encmiddle"])
   with pytest.raises(ValueError, match="Unknown"):
     pipeline.check_conditions(cfg.task.name, ["blurry"])
+
+
+def test_batched_adaptive_episodes_share_frozen_weights(setup):
+  """Under vmap over episodes only the adapted leaves become per-episode: frozen conv weights stay shared, so
+  the encoder's convolutions are not lowered as grouped (per-episode-kernel) convolutions."""
+  import re
+  cfg, env, wm, params, keys = setup
+  program = make_episode(env, wm, pipeline.mode_config(cfg, "predlast+enclast"), record_frames=False)
+  text = jax.jit(jax.vmap(lambda k: program.run(params, jax.random.wrap_key_data(k)))).lower(keys).as_text()
+  convs = re.findall(r"stablehlo\.convolution.*", text)
+  assert convs
+  groups = [int(m) for c in convs for m in re.findall(r"feature_group_count = (\d+)", c)]
+  assert groups and all(g == 1 for g in groups), groups

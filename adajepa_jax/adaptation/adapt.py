@@ -138,10 +138,12 @@ def adapt_step(params, opt_state, buffer, *, loss_fn, optimizer, labels=None, st
     p, state, skipped = carry
     loss, grads = jax.value_and_grad(loss_of)(split(p), p)
     updates, new_state = optimizer.update(full_grads(p, grads), state, p)
-    new_p = merge(p, optax.apply_updates(split(p), split(updates)))
     ok = jnp.isfinite(loss) & _all_finite(grads)
     keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
-    p = jax.tree_util.tree_map(keep, new_p, p)
+    # Select only among adapted leaves: frozen leaves are passed through untouched, so under vmap over
+    # episodes they stay unbatched (shared weights, plain convolutions) instead of one copy per episode.
+    trainable = jax.tree_util.tree_map(keep, optax.apply_updates(split(p), split(updates)), split(p))
+    p = merge(p, trainable)
     state = jax.tree_util.tree_map(keep, new_state, state)
     return (p, state, skipped + (~ok).astype(jnp.int32)), (loss, optax.tree.norm(grads))
 
