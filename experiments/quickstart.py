@@ -55,8 +55,10 @@ def _report(workdir, config, manifest, evidence, success_md, timings):
       f"{config.data.frameskip} env steps, {config.eval.seeds} seeds x {config.eval.episodes} episodes.", "",
       "Produced by `python " + " ".join(sys.argv) + "`.", "",
       "## Data",
-      f"{manifest.get('episodes')} episodes x {manifest.get('length')} steps; fraction of episodes with "
-      f"agent-block contact: {manifest.get('contact_fraction')}. Files: `data/`.", "",
+      f"{manifest.get('episodes')} episodes x {manifest.get('length')} steps"
+      + ("" if manifest.get("contact_fraction") is None else
+         f"; fraction of episodes with agent-block contact: {manifest['contact_fraction']:.2f}")
+      + ". Files: `data/`.", "",
       "## World model evidence (validation split)",
       f"- one-step prediction loss {ev.get('val_pred_loss', float('nan')):.5f} vs copy-last-latent baseline "
       f"{ev.get('val_copy_loss', float('nan')):.5f} (ratio {ev.get('pred_over_copy', float('nan')):.3f})",
