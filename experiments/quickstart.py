@@ -105,7 +105,9 @@ def main(argv):
   t = time.perf_counter()
   print(f"[3/3] frozen vs adaptive MPC on {FLAGS.shifts} -> {workdir}/eval")
   params, stored = checkpoint.load_world_model(workdir)
-  stored.eval.episodes, stored.eval.seeds = config.eval.episodes, config.eval.seeds
+  # The model comes from the checkpoint; planning, adaptation and the budget from this run's config.
+  for section in ("plan", "adapt", "eval"):
+    stored[section] = config[section]
   eval_dir = os.path.join(workdir, "eval")
   os.makedirs(eval_dir, exist_ok=True)
   with open(os.path.join(eval_dir, "config.json"), "w") as f:
