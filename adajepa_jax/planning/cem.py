@@ -42,8 +42,7 @@ def cem_plan(cost_fn, init_actions, key, cfg):
 
   def iteration(carry, step_key):
     mean, std = carry
-    noise = jax.random.normal(step_key, (samples,) + mean.shape, mean.dtype)
-    candidates = common.clip_actions(mean + std * noise).at[0].set(mean)
+    candidates = common.sample_around(step_key, mean, std, samples)
     costs = common.batched_cost(cost_fn, candidates, name)
     neg_elite_costs, idx = jax.lax.top_k(-costs, elites)
     elite = candidates[idx]

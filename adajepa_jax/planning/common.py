@@ -1,4 +1,5 @@
 """Helpers shared by the planners: config access, bounds, warm start, cost checking."""
+import jax
 import jax.numpy as jnp
 
 ACTION_LOW = -1.0
@@ -36,6 +37,12 @@ def check_init(init_actions, planner):
   if init_actions.ndim != 2:
     raise ValueError(f"{planner}: init_actions must have shape (H, A); got {init_actions.shape}")
   return clip_actions(init_actions)
+
+
+def sample_around(key, mean, std, samples):
+  """Candidates f32[S, H, A]: mean + std * N(0, 1) clipped to [-1, 1]; sample 0 is the mean itself."""
+  noise = jax.random.normal(key, (samples,) + mean.shape, mean.dtype)
+  return clip_actions(mean + std * noise).at[0].set(mean)
 
 
 def batched_cost(cost_fn, samples, planner):

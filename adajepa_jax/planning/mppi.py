@@ -43,8 +43,7 @@ def mppi_plan(cost_fn, init_actions, key, cfg):
 
   def iteration(carry, step_key):
     mean, std = carry
-    noise = jax.random.normal(step_key, (samples,) + mean.shape, mean.dtype)
-    candidates = common.clip_actions(mean + std * noise).at[0].set(mean)
+    candidates = common.sample_around(step_key, mean, std, samples)
     costs = common.batched_cost(cost_fn, candidates, name)
     best = jnp.min(costs)
     # Where every cost is +inf, keep the mean (weights would be NaN).
