@@ -122,12 +122,6 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
     adaptation.parse(cfg.adapt.spec)   # unknown specs fail here, before any tracing
     buffer_size = adaptation.buffer_size(cfg.adapt.buffer, cfg.adapt.buffer_size, replans)
 
-  corrupt = condition.apply_pixels
-
-  def observe(env_state, key):
-    obs = env_state.obs
-    return {"pixels": corrupt(obs["pixels"], key), "proprio": obs["proprio"]}
-
   def pred_error(params, window):
     """The pretraining loss of one window (scores hard-N; the before/after-update metrics)."""
     return adaptation.window_losses(params, jax.tree.map(lambda x: x[None], window), wm.loss)[0]
@@ -151,7 +145,7 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
       return env.step(state, a), None
 
     env_state, _ = jax.lax.scan(env_step, carry.env_state, chunk.reshape(fs, env_a))
-    new_obs = observe(env_state, k_obs)
+    new_obs = condition.apply_obs(env_state.obs, k_obs)
     window = _window(ctx, new_obs, chunk)
     err_before = pred_error(params, window)
 
@@ -187,14 +181,13 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
       task = env.sample_task(k_task)
     task = condition.apply_task(task)
     env_state = env.reset_to(k_reset, task)
-    obs0 = observe(env_state, k_obs)
-    if adapt_on:
-      params = adaptation.prepare(cfg.adapt, params, k_lora)[0]   # adds LoRA adapters if the spec asks
+    obs0 = condition.apply_obs(env_state.obs, k_obs)
     context = Context(
         obs=jax.tree.map(lambda x: jnp.broadcast_to(x, (hist,) + x.shape), obs0),
         actions=jnp.zeros((hist - 1, act_dim)),
         valid=jnp.arange(hist) == hist - 1)
     if adapt_on:
+      params = adaptation.prepare(cfg.adapt, params, k_lora)[0]   # adds LoRA adapters if the spec asks
       example = _window(context, obs0, jnp.zeros((act_dim,)))
       buffer = adaptation.buffer_init(example, buffer_size)
       opt_state = adapter_for(params)[1].init(params)
@@ -202,7 +195,7 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
       buffer, opt_state = None, None
     return Carry(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer, context=context,
                  plan=jnp.zeros((horizon, act_dim)),
-                 goal_pixels=corrupt(env_state.info["goal_obs"]["pixels"], k_goal),
+                 goal_pixels=condition.apply_pixels(env_state.info["goal_obs"]["pixels"], k_goal),
                  success_any=jnp.zeros((), bool), key=k_run)
 
   def finish(first, final, outputs):
