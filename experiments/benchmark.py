@@ -3,13 +3,19 @@
   python experiments/benchmark.py --config=adajepa_jax/configs/pusht.py:cpu --out=workdirs/benchmark
 
 (a) per-replan time, frozen vs adaptive, for CEM and GD, and the adaptation overhead ratio;
-(b) episodes/s of batched adaptive evaluation (batch 1, 8, 50) vs batched frozen, and vs the reference
-    structure (the authors' code: adaptive episodes one at a time, a Python loop over replans calling the same
-    jitted init / replan building blocks);
-(c) achieved FLOP/s of one CEM plan vs a plain matmul of similar FLOP count on the same device;
+(b) episodes/s of batched adaptive evaluation (batch 1, 8, 50; sharded over the devices as `mpc.evaluate`
+    does) vs batched frozen, and vs the reference structure (the authors' code: adaptive episodes one at a
+    time on the default device, a Python loop over replans calling the same jitted init / replan building
+    blocks);
+(c) achieved FLOP/s of CEM planning (one episode's plan, and the plans of --cem_batch episodes vmapped as in
+    batched evaluation) vs a plain matmul of similar FLOP count on the same device;
 (d) compile time of the episode program, cold (empty persistent cache) and warm (cache hit).
-Weights are a fresh init (timings do not depend on trained values). Writes <out>/benchmark.json.
+Timed alternatives are called in turn (A B A B ...) so that drift in machine load affects them alike; the
+median of --repeats calls is reported. Weights are a fresh init (timings do not depend on trained values).
+Runs with the project's XLA:CPU flags (`utils.add_xla_flags`: fusion settings and one host device per
+core) unless --xla_defaults (XLA's defaults: one CPU device). Writes <out>/benchmark.json.
 """
+import functools
 import json
 import os
 import tempfile
@@ -33,21 +39,26 @@ flags.DEFINE_integer("reference_episodes", 8, "Episodes run one at a time for th
 flags.DEFINE_integer("cem_samples", 200, "CEM samples (the paper's 200; the issue's overhead target uses it).")
 flags.DEFINE_integer("cem_iterations", 10, "CEM iterations (the paper's 10).")
 flags.DEFINE_integer("gd_steps", 100, "GD steps (the paper's 100).")
-flags.DEFINE_list("sections", ["d", "a", "b", "c"], "Which parts to run (d needs a cold cache: run it first).")
+flags.DEFINE_integer("cem_batch", 8, "Episodes whose CEM plans are vmapped together in (c).")
+SECTIONS = ("d", "a", "b", "c")
+flags.DEFINE_list("sections", list(SECTIONS), "Which parts to run (d needs a cold cache: run it first).")
+flags.DEFINE_bool("xla_defaults", False, "Run without the project's XLA:CPU flags (utils.add_xla_flags).")
 
 
 def _block(x):
   return jax.block_until_ready(x)
 
 
-def median_time(fn, repeats):
-  """Median wall time of `fn()` (already compiled) over `repeats` calls, in seconds."""
-  times = []
+def median_times(fns, repeats):
+  """Median wall seconds of each already-compiled `fns[name]()` over `repeats` rounds; each round calls every
+  function once, in turn, so that changes in machine load hit all of them alike."""
+  times = {name: [] for name in fns}
   for _ in range(repeats):
-    t = time.perf_counter()
-    _block(fn())
-    times.append(time.perf_counter() - t)
-  return float(np.median(times))
+    for name, fn in fns.items():
+      t = time.perf_counter()
+      _block(fn())
+      times[name].append(time.perf_counter() - t)
+  return {name: float(np.median(ts)) for name, ts in times.items()}
 
 
 def build(config, planner, adapt, replans):
@@ -66,13 +77,14 @@ def per_replan_times(config, params, repeats):
   """(a): seconds per replan for one episode, frozen vs adaptive, per planner."""
   out = {}
   for planner in ("cem", "gd"):
-    row = {}
+    calls = {}
     for adapt in (False, True):
       program, _ = build(config, planner, adapt, replans=1)
       carry = jax.jit(program.init)(params, jax.random.key(0))
       replan = jax.jit(program.replan)
       _block(replan(carry, 0))
-      row["adaptive" if adapt else "frozen"] = median_time(lambda: replan(carry, 0), repeats)
+      calls["adaptive" if adapt else "frozen"] = functools.partial(replan, carry, 0)
+    row = median_times(calls, repeats)
     row["overhead"] = row["adaptive"] / row["frozen"] - 1.0
     out[planner] = row
     print(f"(a) {planner}: frozen {row['frozen'] * 1e3:.1f} ms/replan, adaptive {row['adaptive'] * 1e3:.1f} "
@@ -82,25 +94,18 @@ def per_replan_times(config, params, repeats):
 
 def throughput(config, params, batches, replans, repeats, reference_episodes):
   """(b): episodes/s batched frozen vs batched adaptive vs the one-at-a-time reference structure."""
-  from adajepa_jax.mpc import episode_keys, make_evaluator
+  from adajepa_jax.mpc import episode_keys, make_evaluator, make_mesh
+  mesh = make_mesh() if len(jax.devices()) > 1 else None   # as `mpc.evaluate` shards episodes
   out = {}
   programs = {a: build(config, config.plan.planner, a, replans)[0] for a in (False, True)}
-  for b in batches:
-    keys = episode_keys(0, 1, b)
-    row = {}
-    for adapt, program in programs.items():
-      run = make_evaluator(program, mesh=None)
-      _block(run(params, keys))
-      row["adaptive" if adapt else "frozen"] = b / median_time(lambda: run(params, keys), repeats)
-    row["adaptive_over_frozen"] = row["adaptive"] / row["frozen"]
-    out[b] = row
   program = programs[True]
   init, replan, finish = jax.jit(program.init), jax.jit(program.replan), jax.jit(program.finish)
+  ref_keys = episode_keys(0, 1, reference_episodes)
 
   def reference():
     results = []
     for e in range(reference_episodes):
-      first = carry = init(params, jax.random.wrap_key_data(episode_keys(0, 1, reference_episodes)[e]))
+      first = carry = init(params, jax.random.wrap_key_data(ref_keys[e]))
       outs = []
       for r in range(replans):
         carry, o = replan(carry, r)
@@ -109,22 +114,32 @@ def throughput(config, params, batches, replans, repeats, reference_episodes):
     return results
 
   _block(reference())
-  ref = reference_episodes / median_time(reference, max(1, repeats // 2))
-  out["reference_adaptive"] = ref
   for b in batches:
-    out[b]["adaptive_over_reference"] = out[b]["adaptive"] / ref
-    print(f"(b) batch {b:3d}: frozen {out[b]['frozen']:.2f} ep/s, adaptive {out[b]['adaptive']:.2f} ep/s "
-          f"(x{out[b]['adaptive_over_frozen']:.2f} of frozen, x{out[b]['adaptive_over_reference']:.2f} of "
-          f"reference {ref:.2f} ep/s)")
+    keys = episode_keys(0, 1, b)
+    calls = {"reference": reference}
+    for adapt, program in programs.items():
+      run = make_evaluator(program, mesh=mesh)
+      _block(run(params, keys))
+      calls["adaptive" if adapt else "frozen"] = functools.partial(run, params, keys)
+    seconds = median_times(calls, repeats)
+    row = {"frozen": b / seconds["frozen"], "adaptive": b / seconds["adaptive"],
+           "reference_adaptive": reference_episodes / seconds["reference"]}
+    row["adaptive_over_frozen"] = row["adaptive"] / row["frozen"]
+    row["adaptive_over_reference"] = row["adaptive"] / row["reference_adaptive"]
+    out[b] = row
+    print(f"(b) batch {b:3d}: frozen {row['frozen']:.2f} ep/s, adaptive {row['adaptive']:.2f} ep/s "
+          f"(x{row['adaptive_over_frozen']:.2f} of frozen, x{row['adaptive_over_reference']:.2f} of the "
+          f"reference's {row['reference_adaptive']:.2f} ep/s, timed alongside)")
   return out
 
 
-def cem_flops(config, params, repeats):
-  """(c): achieved FLOP/s of one CEM plan vs a matmul of similar FLOPs.
+def cem_flops(config, params, repeats, batch):
+  """(c): achieved FLOP/s of CEM planning vs a matmul of similar FLOPs, for one episode's plan and for the
+  plans of `batch` episodes vmapped together (as batched evaluation runs them).
 
-  XLA's cost analysis counts a loop body once, so the plan's FLOPs are counted from its loop-free part: one
-  predictor call on the (samples, history) window, times horizon x iterations (the rollout re-predicts its
-  window every step, which is work done). Time is the jitted planner alone on a fixed encoded context.
+  XLA's cost analysis counts a loop body once, so the plan's FLOPs are counted as those of a one-step rollout
+  of all samples (the window's predictor pass, whose last block runs for the newest frame only), times
+  horizon x iterations. Time is the jitted planner alone on fixed encoded contexts.
   """
   from adajepa_jax import envs, planning
   from adajepa_jax.eval import pipeline
@@ -132,34 +147,43 @@ def cem_flops(config, params, repeats):
   env = envs.make(config.task.name, **config.task.kwargs)
   wm = pipeline.world_model_for(config, env)
   cem, horizon, hist = config.plan.cem, config.plan.horizon, config.data.history
-  obs = env.reset(jax.random.key(0)).obs
-  z_ctx = wm.encode(params, jax.tree.map(lambda x: jnp.broadcast_to(x, (hist,) + x.shape), obs))
+  obs = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), batch)).obs
+  z_ctx = wm.encode(params, jax.tree.map(lambda x: jnp.broadcast_to(x[:, None], (batch, hist) + x.shape[1:]),
+                                         obs))                                  # [batch, h, N, D]
   a_ctx = jnp.zeros((hist - 1, wm.action_size))
   weights = objectives.horizon_weights("all", horizon)
 
-  def cost_fn(plans):
-    z = jax.vmap(lambda p: wm.rollout(params, z_ctx, a_ctx, p))(plans)
-    return objectives.latent_cost(z, z_ctx[-1], weights, wm.visual_dim, config.plan.proprio_weight)
+  def plan(z, key):
+    def cost_fn(plans):
+      zs = jax.vmap(lambda p: wm.rollout(params, z, a_ctx, p))(plans)
+      return objectives.latent_cost(zs, z[-1], weights, wm.visual_dim, config.plan.proprio_weight)
+    return planning.cem_plan(cost_fn, jnp.zeros((horizon, wm.action_size)), key, cem)[0]
 
-  plan = jax.jit(lambda key: planning.cem_plan(cost_fn, jnp.zeros((horizon, wm.action_size)), key, cem)[0])
-  _block(plan(jax.random.key(1)))
-  t_cem = median_time(lambda: plan(jax.random.key(1)), repeats)
-  window = jnp.broadcast_to(z_ctx, (cem.samples,) + z_ctx.shape)
-  actions = jnp.zeros((cem.samples, hist, wm.action_size))
-  step = jax.jit(lambda z, a: wm.predict(params, z, a)).lower(window, actions).compile().cost_analysis()
+  keys = jax.random.split(jax.random.key(1), batch)
+  window = jnp.broadcast_to(z_ctx[0], (cem.samples,) + z_ctx.shape[1:])
+  one_step = jnp.zeros((cem.samples, 1, wm.action_size))
+  step = jax.jit(lambda z, p: wm.rollout(params, z, jnp.zeros((cem.samples, hist - 1, wm.action_size)), p))
+  step = step.lower(window, one_step).compile().cost_analysis()
   step = step[0] if isinstance(step, (list, tuple)) else step
-  flops = float(step.get("flops", 0.0)) * horizon * cem.iterations
-  n = max(64, int(round((flops / 2) ** (1 / 3))))
-  a = jax.random.normal(jax.random.key(1), (n, n))
-  matmul = jax.jit(lambda x: x @ x)
-  _block(matmul(a))
-  t_mm = median_time(lambda: matmul(a), repeats)
-  out = {"cem_flops": flops, "cem_seconds": t_cem, "cem_flops_per_s": flops / t_cem,
-         "matmul_n": n, "matmul_flops_per_s": 2 * n ** 3 / t_mm}
-  out["ratio"] = out["cem_flops_per_s"] / out["matmul_flops_per_s"]
-  print(f"(c) CEM plan {cem.samples}x{cem.iterations}: {flops / 1e9:.2f} GFLOP in {t_cem * 1e3:.1f} ms = "
-        f"{out['cem_flops_per_s'] / 1e9:.1f} GFLOP/s; matmul {n}x{n}: {out['matmul_flops_per_s'] / 1e9:.1f} "
-        f"GFLOP/s; ratio {out['ratio']:.2f}")
+  flops_one = float(step.get("flops", 0.0)) * horizon * cem.iterations
+  out = {}
+  for label, episodes in (("one", 1), ("batch", batch)):
+    fn = jax.jit(jax.vmap(plan))
+    flops = flops_one * episodes
+    n = max(64, int(round((flops / 2) ** (1 / 3))))
+    a = jax.random.normal(jax.random.key(1), (n, n))
+    matmul = jax.jit(lambda x: x @ x)
+    _block(fn(z_ctx[:episodes], keys[:episodes]))
+    _block(matmul(a))
+    t = median_times({"cem": functools.partial(fn, z_ctx[:episodes], keys[:episodes]),
+                      "matmul": functools.partial(matmul, a)}, repeats)
+    row = {"episodes": episodes, "cem_flops": flops, "cem_seconds": t["cem"], "cem_flops_per_s": flops / t["cem"],
+           "matmul_n": n, "matmul_flops_per_s": 2 * n ** 3 / t["matmul"]}
+    row["ratio"] = row["cem_flops_per_s"] / row["matmul_flops_per_s"]
+    out[label] = row
+    print(f"(c) CEM {cem.samples}x{cem.iterations}, {episodes} episode(s) planned together: {flops / 1e9:.2f} GFLOP "
+          f"in {t['cem'] * 1e3:.1f} ms = {row['cem_flops_per_s'] / 1e9:.1f} GFLOP/s; matmul {n}x{n}: "
+          f"{row['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s; ratio {row['ratio']:.2f}")
   return out
 
 
@@ -181,8 +205,11 @@ def compile_times(config, params, replans):
 
 def main(argv):
   del argv
+  unknown = [s for s in FLAGS.sections if s not in SECTIONS]
+  if unknown:
+    raise ValueError(f"Unknown --sections {unknown}; valid: {', '.join(SECTIONS)}")
   cold_cache = tempfile.mkdtemp(prefix="adajepa_bench_cache_")
-  utils.setup_runtime(cold_cache)   # (d) needs an empty cache; everything after reuses it
+  utils.setup_runtime(cold_cache, xla_flags=not FLAGS.xla_defaults)   # (d) needs an empty cache
   config = FLAGS.config
   config.plan.cem.update(samples=FLAGS.cem_samples, iterations=FLAGS.cem_iterations,
                          elites=max(1, round(FLAGS.cem_samples * 0.15)))
@@ -194,17 +221,15 @@ def main(argv):
   print(f"device: {jax.devices()[0].device_kind} x{len(jax.devices())}; config {config.task.name} "
         f"{config.task.kwargs.image_size}px, CEM {config.plan.cem.samples}x{config.plan.cem.iterations}, "
         f"GD {config.plan.gd.steps} steps, adapt {config.adapt.spec}")
-  results = {"device": jax.devices()[0].device_kind, "config": config.to_dict()}
+  results = {"device": jax.devices()[0].device_kind, "config": config.to_dict(),
+             "xla_flags": os.environ.get("XLA_FLAGS", "")}
   sections = {
       "d": ("compile", lambda: compile_times(config, params, FLAGS.replans)),
       "a": ("per_replan", lambda: per_replan_times(config, params, FLAGS.repeats)),
       "b": ("throughput", lambda: throughput(config, params, [int(b) for b in FLAGS.batches], FLAGS.replans,
                                              FLAGS.repeats, FLAGS.reference_episodes)),
-      "c": ("cem_flops", lambda: cem_flops(config, params, FLAGS.repeats)),
+      "c": ("cem_flops", lambda: cem_flops(config, params, FLAGS.repeats, FLAGS.cem_batch)),
   }
-  unknown = [s for s in FLAGS.sections if s not in sections]
-  if unknown:
-    raise ValueError(f"Unknown --sections {unknown}; valid: {', '.join(sections)}")
   for name in FLAGS.sections:
     key, fn = sections[name]
     results[key] = fn()

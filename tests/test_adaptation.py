@@ -86,6 +86,16 @@ def test_spec_resolution(setup):
   assert flat and all(any(p[:len(g)] == g for g in models.layer_groups(params)["predlast"]) for p in flat)
 
 
+@pytest.mark.parametrize("spec,adapts", [("predlast+enclast", False), ("predfirst", False), ("encfrozen", False),
+                                         ("lora", False), ("encfirst", True), ("predlast+encfirst", True),
+                                         ("all", True)])
+def test_adapts_encoder_trunk(setup, spec, adapts):
+  adapt_cfg = setup["cfg"].adapt.copy_and_resolve_references()
+  adapt_cfg.spec = spec
+  labels = adaptation.prepare(adapt_cfg, setup["params"], jax.random.key(0))[1]
+  assert adaptation.adapts_encoder_trunk(labels) == adapts
+
+
 @pytest.mark.parametrize("bad", ["predmiddle", "predlast+encmid", "", "predlast+"])
 def test_unknown_spec_errors(setup, bad):
   with pytest.raises(ValueError, match="valid specs: predlast, predfirst"):

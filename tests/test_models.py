@@ -43,7 +43,9 @@ def test_shapes_and_names(variant):
   z = wm.encode(params, {"pixels": batch["pixels"], "proprio": batch["proprio"]})
   chex.assert_shape(z, (B, HIST + 1, n, d))
   chex.assert_shape(wm.predict(params, z[:, :-1], batch["actions"]), (B, HIST, n, d))
-  chex.assert_shape(wm.rollout(params, z[:, :2], batch["actions"][:, :1], jnp.zeros((B, 5, A))), (B, 5, n, d))
+  for horizon in (1, 5):
+    chex.assert_shape(wm.rollout(params, z[:, :2], batch["actions"][:, :1], jnp.zeros((B, horizon, A))),
+                      (B, horizon, n, d))
   chex.assert_shape(wm.decode(params, z), (B, HIST + 1, IMG, IMG, 3))
   loss, metrics = wm.loss(params, batch)
   assert np.isfinite(float(loss))
@@ -72,8 +74,11 @@ def test_jit_equals_eager(variant):
 
 
 def test_rollout_matches_teacher_forcing(variant):
-  """Rollout step 0 is the teacher-forced prediction of the window; step 1 the prediction after sliding."""
+  """Rollout step 0 is the teacher-forced prediction of the window; step 1 the prediction after sliding.
+
+  (The rollout computes only the last frame's output in the predictor's last block; teacher forcing all.)"""
   _, wm, params = variant
+  params = _perturbed(params)   # a zero output layer would make every prediction the copy of its input
   batch = _batch(jax.random.key(4))
   z = wm.encode(params, {"pixels": batch["pixels"], "proprio": batch["proprio"]})[:, :HIST]
   a_ctx = batch["actions"][:, :HIST - 1]
@@ -92,6 +97,26 @@ def _perturbed(params):
   noise = 0.1 * jax.random.normal(jax.random.key(9), kernel.shape)
   return {**params, "predictor": {**params["predictor"], "out_proj": {**params["predictor"]["out_proj"],
                                                                          "kernel": kernel + noise}}}
+
+
+def test_features_stand_in_for_pixels(variant):
+  """encode / loss from cached trunk features equal those from pixels; gradients reach the head alike."""
+  _, wm, params = variant
+  params = _perturbed(params)
+  batch = _batch(jax.random.key(6))
+  feats = wm.features(params, batch["pixels"])
+  chex.assert_shape(feats, (B, HIST + 1, wm.num_tokens, params["encoder"]["head"]["Dense_0"]["kernel"].shape[0]))
+  from_pixels = wm.encode(params, {"pixels": batch["pixels"], "proprio": batch["proprio"]})
+  from_feats = wm.encode(params, {"features": feats, "proprio": batch["proprio"]})
+  chex.assert_trees_all_close(from_feats, from_pixels, atol=1e-6)
+  cached = {k: v for k, v in batch.items() if k != "pixels"} | {"features": feats}
+  head_grad = lambda b: jax.grad(lambda p: wm.loss(p, b)[0])(params)["encoder"]["head"]  # noqa: E731
+  chex.assert_trees_all_close(wm.loss(params, cached)[0], wm.loss(params, batch)[0], atol=1e-6)
+  chex.assert_trees_all_close(head_grad(cached), head_grad(batch), atol=1e-5)
+  with pytest.raises(ValueError, match="features"):
+    wm.encode(params, {"features": feats[..., :3], "proprio": batch["proprio"]})
+  with pytest.raises(ValueError, match="needs obs"):
+    wm.encode(params, {"proprio": batch["proprio"]})
 
 
 def test_predictor_is_frame_causal_and_masks_padding():
@@ -113,6 +138,22 @@ def test_predictor_is_frame_causal_and_masks_padding():
   only_last = jnp.array([[False, False, True]] * B)
   padded = wm.rollout(params, z.at[:, :-1].set(0.0), jnp.zeros((B, HIST - 1, A)), plan, valid=only_last)
   chex.assert_trees_all_close(short, padded, atol=1e-5)
+
+
+@pytest.mark.parametrize("elementwise", [True, False])
+def test_attention_forms_agree(monkeypatch, elementwise):
+  """The elementwise short-sequence attention (chosen on CPU with the project's XLA flags) equals the dots."""
+  from adajepa_jax.models import predictors
+  wm = models.make_world_model(_cfg(), SPEC)
+  params = _perturbed(wm.init(jax.random.key(0)))
+  z = jax.random.normal(jax.random.key(1), (B, HIST, 1, wm.latent_dim))
+  a = jax.random.normal(jax.random.key(2), (B, HIST, A))
+  valid = jnp.array([[False, True, True], [True, True, True]])
+  monkeypatch.setattr(predictors, "_elementwise_attention", lambda length: elementwise)
+  got = wm.predict(params, z, a, valid), wm.rollout(params, z, a[:, :-1], a)
+  monkeypatch.setattr(predictors, "_elementwise_attention", lambda length: not elementwise)
+  chex.assert_trees_all_close(got, (wm.predict(params, z, a, valid), wm.rollout(params, z, a[:, :-1], a)),
+                              atol=1e-5)
 
 
 def test_lora_starts_as_identity_and_changes_the_model():

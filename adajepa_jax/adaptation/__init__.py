@@ -2,5 +2,5 @@
 from adajepa_jax.adaptation.adapt import adapt_step, make_optimizer, prepare, window_losses
 from adajepa_jax.adaptation.buffer import (POLICIES, Buffer, buffer_add, buffer_init, buffer_rescore,
                                            buffer_size)
-from adajepa_jax.adaptation.spec import (ATOMS, DEFAULT, names, parse, resolve, resolve_paths, trainable_mask,
-                                         with_adapters)
+from adajepa_jax.adaptation.spec import (ATOMS, DEFAULT, adapts_encoder_trunk, names, parse, resolve,
+                                         resolve_paths, trainable_mask, with_adapters)

@@ -128,6 +128,17 @@ def resolve(spec_str, params, groups=None):
   return jax.tree_util.tree_map_with_path(lambda path, _: label(_path_keys(path)), params)
 
 
+def adapts_encoder_trunk(labels):
+  """True when a label under params['encoder'] (or its adapters) outside the head is not 'frozen'.
+
+  While the trunk is frozen, a frame's trunk features (`wm.features`) stay valid as the params adapt.
+  """
+  def adapted(tree):
+    return any(label != FROZEN for key, sub in tree.items() if key != "head"
+               for label in jax.tree_util.tree_leaves(sub))
+  return adapted(labels["encoder"]) or adapted(labels.get(lora_lib.LORA_KEY, {}).get("encoder", {}))
+
+
 def trainable_mask(labels):
   """bool pytree: True where a label is not 'frozen'."""
   return jax.tree_util.tree_map(lambda l: l != FROZEN, labels)

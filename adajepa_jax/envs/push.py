@@ -83,6 +83,11 @@ class PushTask:
   friction_scale: jax.Array
 
 
+# One jitted MJX step shared by every call site (the goal rollout in `reset_to`, `step`): JAX traces and
+# lowers it once per program instead of once per call site.
+_mjx_step = jax.jit(mjx.step)
+
+
 def _mjcf(max_boxes, timestep):
   boxes = "\n".join(
       f'<geom name="box{i}" type="box" size="0.1 0.1 {BOX_HALF_Z}" pos="0 0 0" condim="1"/>'
@@ -349,7 +354,7 @@ class PushEnv(base.TaskEnv):
     lo, hi = WALL + AGENT_RADIUS, ARENA - WALL - AGENT_RADIUS
     target = jnp.clip(data.qpos[:2] + ACTION_SCALE * jnp.clip(action, -1.0, 1.0), lo, hi)
     data = data.replace(ctrl=target)
-    data = jax.lax.fori_loop(0, self.substeps, lambda _, d: mjx.step(model, d), data)
+    data = jax.lax.fori_loop(0, self.substeps, lambda _, d: _mjx_step(model, d), data)
     return data.replace(qvel=data.qvel.at[self._block_dofs].set(0.0))
 
   def _block_radius(self, task):

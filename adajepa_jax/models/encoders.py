@@ -6,10 +6,15 @@ Visual encoder: a residual conv net trained from scratch (the paper's "small Res
   pooling  GeM (generalised mean, fixed p) to one global vector      (global variant only)
   head     Dense -> GELU -> Dense -> LayerNorm, applied per token    ("enclast")
 The spatial variant skips pooling and returns the final feature map as (h*w) patch tokens.
+
+The trunk (stem, stages, pooling) and the head are separate modules so that a caller can keep the trunk's
+output ("features", f32[N, widths[-1]]) of frames it has already seen while only the head is being adapted.
+Their params sit side by side under one tree: {'stem', 'stage_0', .., 'head'}.
 """
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 ENCODERS = ("resnet", "spatial")
@@ -64,32 +69,58 @@ def gem_pool(x, p=3.0, eps=1e-6):
   return jnp.mean(jnp.clip(x, eps, None) ** p, axis=(1, 2)) ** (1.0 / p)
 
 
-class VisualEncoder(nn.Module):
-  """Residual conv encoder.
+class EncoderTrunk(nn.Module):
+  """Stem, residual stages and (global variant) GeM pooling.
 
   Attributes:
     widths: channels of the stem then of each residual stage (len(widths) - 1 stages).
-    latent_dim: output channels per token.
-    spatial: False -> one global token (GeM pooling); True -> h*w patch tokens.
+    spatial: False -> one pooled token; True -> h*w patch tokens.
     gem_p: the GeM exponent.
   """
   widths: Sequence[int]
-  latent_dim: int
   spatial: bool = False
   gem_p: float = 3.0
 
   @nn.compact
   def __call__(self, pixels):
-    """pixels: uint8[B, H, W, 3] -> f32[B, N, latent_dim] (N = 1, or (H/2^S)^2 for spatial)."""
+    """pixels: uint8[B, H, W, 3] -> features f32[B, N, widths[-1]] (N = 1, or (H/2^S)^2 for spatial)."""
     x = pixels.astype(jnp.float32) / 255.0 - 0.5
     x = ConvStage(self.widths[0], name="stem")(x)
     for i, w in enumerate(self.widths[1:]):
       x = ResidualStage(w, name=f"stage_{i}")(x)
     if self.spatial:
-      tokens = x.reshape(x.shape[0], -1, x.shape[-1])
-    else:
-      tokens = gem_pool(x, self.gem_p)[:, None, :]
-    return ProjectionHead(self.latent_dim, name="head")(tokens)
+      return x.reshape(x.shape[0], -1, x.shape[-1])
+    return gem_pool(x, self.gem_p)[:, None, :]
+
+
+class VisualEncoder:
+  """The residual conv encoder: `trunk` then the per-token `head`, over one param tree.
+
+  params = {'stem', 'stage_0', .., 'head'} (the trunk's entries and 'head').
+  """
+
+  def __init__(self, widths, latent_dim, spatial=False, gem_p=3.0):
+    self.trunk = EncoderTrunk(tuple(widths), spatial, gem_p)
+    self.head = ProjectionHead(latent_dim)
+    self.feature_dim = int(widths[-1])
+
+  def init(self, key, pixels):
+    """Params for pixels uint8[B, H, W, 3]."""
+    k_trunk, k_head = jax.random.split(key)
+    trunk = self.trunk.init(k_trunk, pixels)["params"]
+    return dict(trunk, head=self.head.init(k_head, self.trunk.apply({"params": trunk}, pixels))["params"])
+
+  def features(self, params, pixels):
+    """uint8[B, H, W, 3] -> f32[B, N, feature_dim] (the trunk; reads every entry but 'head')."""
+    return self.trunk.apply({"params": {k: v for k, v in params.items() if k != "head"}}, pixels)
+
+  def project(self, params, features):
+    """f32[B, N, feature_dim] -> f32[B, N, latent_dim] (the head)."""
+    return self.head.apply({"params": params["head"]}, features)
+
+  def __call__(self, params, pixels):
+    """uint8[B, H, W, 3] -> f32[B, N, latent_dim]."""
+    return self.project(params, self.features(params, pixels))
 
 
 def num_tokens(image_size, widths, spatial):

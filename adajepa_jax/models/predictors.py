@@ -11,7 +11,21 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from adajepa_jax import utils
+
 PREDICTORS = ("transformer", "mlp")
+SHORT_SEQUENCE = 8   # attention over at most this many tokens may be computed elementwise (see Attention)
+
+
+def _elementwise_attention(length):
+  """Whether attention over `length` tokens runs as fused products and sums instead of batched dots.
+
+  For a few tokens (the global encoder: one token per frame) the per-head L x L matmuls cost as much as the
+  rest of the predictor on XLA:CPU, and the elementwise form is 1.3x faster per CEM plan with the project's
+  CPU flags (`utils.CPU_XLA_FLAGS`) but 2.2x slower with XLA's default CPU fusions; accelerators keep the
+  dots (not measured there). Decided at trace time.
+  """
+  return length <= SHORT_SEQUENCE and jax.default_backend() == "cpu" and utils.cpu_xla_flags_active()
 
 
 def _out_init(residual):
@@ -22,33 +36,44 @@ def _out_init(residual):
 class Attention(nn.Module):
   """Multi-head self-attention with an explicit boolean mask.
 
-  x: f32[B, L, C]; mask: bool[B, L, L] (True = may attend) -> f32[B, L, C].
+  x: f32[B, L, C]; mask: bool[B, L, L] (True = may attend); query_start: queries are the tokens from this one
+  on (static) -> f32[B, L - query_start, C].
   """
   heads: int
 
   @nn.compact
-  def __call__(self, x, mask):
+  def __call__(self, x, mask, query_start=0):
     b, l, c = x.shape
     if c % self.heads:
       raise ValueError(f"predictor width {c} is not divisible by heads={self.heads}")
     hd = c // self.heads
     qkv = nn.Dense(3 * c, name="qkv")(x).reshape(b, l, 3, self.heads, hd)
-    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(jnp.float32(hd))
-    logits = jnp.where(mask[:, None], logits, jnp.finfo(jnp.float32).min)
-    out = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(logits, axis=-1), v).reshape(b, l, c)
-    return nn.Dense(c, name="proj")(out)
+    q, k, v = qkv[:, query_start:, 0] / jnp.sqrt(jnp.float32(hd)), qkv[:, :, 1], qkv[:, :, 2]
+    mask = mask[:, query_start:]
+    if _elementwise_attention(l):
+      logits = jnp.sum(q[:, :, None] * k[:, None], -1)                       # [B, Lq, Lk, h]
+      logits = jnp.where(mask[..., None], logits, jnp.finfo(jnp.float32).min)
+      out = jnp.sum(jax.nn.softmax(logits, axis=2)[..., None] * v[:, None], 2)   # [B, Lq, h, hd]
+    else:
+      logits = jnp.einsum("bqhd,bkhd->bhqk", q, k)
+      logits = jnp.where(mask[:, None], logits, jnp.finfo(jnp.float32).min)
+      out = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(logits, axis=-1), v)
+    return nn.Dense(c, name="proj")(out.reshape(b, l - query_start, c))
 
 
 class Block(nn.Module):
-  """Pre-norm transformer block: x + attn(LN(x)); x + MLP(LN(x))."""
+  """Pre-norm transformer block: x + attn(LN(x)); x + MLP(LN(x)).
+
+  x: f32[B, L, C] -> f32[B, L - query_start, C] (the outputs of the tokens from `query_start` on).
+  """
   heads: int
   mlp_ratio: int
 
   @nn.compact
-  def __call__(self, x, mask):
+  def __call__(self, x, mask, query_start=0):
     c = x.shape[-1]
-    x = x + Attention(self.heads, name="attn")(nn.LayerNorm(name="norm1")(x), mask)
+    x = x[:, query_start:] + Attention(self.heads, name="attn")(nn.LayerNorm(name="norm1")(x), mask,
+                                                                query_start)
     h = nn.gelu(nn.Dense(c * self.mlp_ratio, name="fc1")(nn.LayerNorm(name="norm2")(x)))
     return x + nn.Dense(c, name="fc2")(h)
 
@@ -91,8 +116,12 @@ class TransformerPredictor(nn.Module):
   residual: bool = True
 
   @nn.compact
-  def __call__(self, z, a_emb, valid):
-    """z: f32[B, T, N, D]; a_emb: f32[B, T, Da]; valid: bool[B, T] -> f32[B, T, N, D]."""
+  def __call__(self, z, a_emb, valid, last_only=False):
+    """z: f32[B, T, N, D]; a_emb: f32[B, T, Da]; valid: bool[B, T] -> f32[B, T, N, D].
+
+    last_only (static): return only the last frame's prediction, f32[B, 1, N, D] (what a rollout step
+    uses); the last block then computes outputs for that frame's tokens alone.
+    """
     b, t, n, d = z.shape
     if t > self.max_frames:
       raise ValueError(f"predictor got {t} frames but its positional embedding covers {self.max_frames}")
@@ -102,9 +131,12 @@ class TransformerPredictor(nn.Module):
     x = x + pos[: t * n][None]
     mask = frame_causal_mask(t, n, valid)
     for i in range(self.depth):
-      x = Block(self.heads, self.mlp_ratio, name=f"block_{i}")(x, mask)
+      start = (t - 1) * n if last_only and i == self.depth - 1 else 0
+      x = Block(self.heads, self.mlp_ratio, name=f"block_{i}")(x, mask, start)
+    if last_only:
+      z = z[:, -1:]
     x = nn.LayerNorm(name="final_norm")(x)
-    out = nn.Dense(d, kernel_init=_out_init(self.residual), name="out_proj")(x).reshape(b, t, n, d)
+    out = nn.Dense(d, kernel_init=_out_init(self.residual), name="out_proj")(x).reshape(z.shape)
     return z + out if self.residual else out
 
 
@@ -124,9 +156,14 @@ class MLPPredictor(nn.Module):
   residual: bool = True
 
   @nn.compact
-  def __call__(self, z, a_emb, valid):
-    """z: f32[B, T, N, D]; a_emb: f32[B, T, Da]; valid: bool[B, T] (unused) -> f32[B, T, N, D]."""
+  def __call__(self, z, a_emb, valid, last_only=False):
+    """z: f32[B, T, N, D]; a_emb: f32[B, T, Da]; valid: bool[B, T] (unused) -> f32[B, T, N, D].
+
+    last_only (static): only the last frame, f32[B, 1, N, D].
+    """
     del valid
+    if last_only:
+      z, a_emb = z[:, -1:], a_emb[:, -1:]
     b, t, n, d = z.shape
     x = jnp.concatenate([z.reshape(b, t, n * d), a_emb], -1)
     for i in range(self.depth):

@@ -4,6 +4,8 @@ Example:
   wm = make_world_model(cfg.model, dict(image_size=64, proprio_size=4, action_size=10, history=3))
   params = wm.init(jax.random.key(0))
   z = wm.encode(params, obs)                        # f32[..., N, D]
+  f = wm.features(params, obs["pixels"])            # the encoder trunk's output, f32[..., N, F]
+  z = wm.encode(params, {"features": f, "proprio": obs["proprio"]})   # the same z, trunk skipped
   z_next = wm.predict(params, z_hist, a_hist)       # teacher-forced, f32[..., T, N, D]
   z_plan = wm.rollout(params, z_ctx, a_ctx, plan)   # autoregressive lax.scan, f32[..., H, N, D]
 
@@ -37,6 +39,10 @@ class WorldModel:
   Attributes:
     init: key -> params (jitted).
     encode: (params, obs {'pixels': uint8[..., H, W, 3], 'proprio': f32[..., P]}) -> z f32[..., N, D].
+      obs may carry 'features' f32[..., N, F] (from `features`) instead of 'pixels': the trunk is skipped.
+    features: (params, pixels uint8[..., H, W, 3]) -> f32[..., N, F], the encoder trunk (all of the visual
+      encoder but its head). While the trunk is not adapted, a frame's features never change, so callers
+      keep them instead of the frame (the MPC episode does) and re-run only the head.
     predict: (params, z f32[..., T, N, D], actions f32[..., T, A], valid bool[..., T] | None)
       -> f32[..., T, N, D]; output k predicts frame k+1 from frames <= k.
     rollout: (params, z_ctx f32[..., T, N, D], a_ctx f32[..., T-1, A], plan f32[..., H, A],
@@ -44,7 +50,8 @@ class WorldModel:
       `history` frames (context shorter than the history is left-padded and masked).
     loss: (params, batch) -> (loss f32[], metrics): teacher-forced one-step latent MSE against
       stop-gradient targets (visual + proprio dims). batch: the loader's {'pixels' uint8[B, h+1, H, W, 3],
-      'proprio' f32[B, h+1, P], 'actions' f32[B, h, A]} plus optional 'valid' bool[B, h+1], 'weight' f32[B].
+      'proprio' f32[B, h+1, P], 'actions' f32[B, h, A]} plus optional 'valid' bool[B, h+1], 'weight' f32[B];
+      'features' f32[B, h+1, N, F] may replace 'pixels' (see `encode`).
     loss_with_latents: like `loss` but returns (loss, (metrics, z f32[B, h+1, N, D])) for regularisers.
     decode: (params, z f32[..., N, D]) -> f32[..., H, W, 3] in [0, 1], or None without a decoder.
     visual_dim: the first `visual_dim` channels of D are visual, the rest proprio.
@@ -55,6 +62,7 @@ class WorldModel:
   """
   init: Callable[..., Any]
   encode: Callable[..., Any]
+  features: Callable[..., Any]
   predict: Callable[..., Any]
   rollout: Callable[..., Any]
   loss: Callable[..., Any]
@@ -139,7 +147,7 @@ def make_world_model(model_cfg, obs_spec) -> WorldModel:
   d = dv + int(model_cfg.proprio_emb_dim)
   n = encoders.num_tokens(img, model_cfg.widths, spatial)
 
-  enc = encoders.VisualEncoder(tuple(model_cfg.widths), dv, spatial, float(model_cfg.get("gem_p", 3.0)))
+  enc = encoders.VisualEncoder(model_cfg.widths, dv, spatial, float(model_cfg.get("gem_p", 3.0)))
   prop = nn.Dense(int(model_cfg.proprio_emb_dim))
   act = nn.Dense(int(model_cfg.action_emb_dim))
   if model_cfg.predictor == "transformer":
@@ -154,7 +162,7 @@ def make_world_model(model_cfg, obs_spec) -> WorldModel:
   def _init(key):
     keys = jax.random.split(key, 5)
     params = {
-        "encoder": enc.init(keys[0], jnp.zeros((1, img, img, 3), jnp.uint8))["params"],
+        "encoder": enc.init(keys[0], jnp.zeros((1, img, img, 3), jnp.uint8)),
         "proprio_encoder": prop.init(keys[1], jnp.zeros((1, psize)))["params"],
         "action_encoder": act.init(keys[2], jnp.zeros((1, asize)))["params"],
         "predictor": pred.init(keys[3], jnp.zeros((1, hist, n, d)), jnp.zeros((1, hist, act.features)),
@@ -164,20 +172,33 @@ def make_world_model(model_cfg, obs_spec) -> WorldModel:
       params["decoder"] = dec.init(keys[4], jnp.zeros((1, n, d)))["params"]
     return params
 
-  def _encode(p, obs):
-    pixels, proprio = obs["pixels"], obs["proprio"]
-    if pixels.shape[-3:] != (img, img, 3) or proprio.shape[-1:] != (psize,):
-      raise ValueError(f"encode expects pixels [..., {img}, {img}, 3] and proprio [..., {psize}], got "
-                       f"{pixels.shape} and {proprio.shape}")
+  def _features(p, pixels):
+    if pixels.shape[-3:] != (img, img, 3):
+      raise ValueError(f"the encoder expects pixels [..., {img}, {img}, 3], got {pixels.shape}")
     px, lead = _flatten_lead(pixels, 3)
+    return enc.features(p["encoder"], px).reshape(lead + (n, enc.feature_dim))
+
+  def _encode(p, obs):
+    proprio = obs["proprio"]
+    if proprio.shape[-1:] != (psize,):
+      raise ValueError(f"encode expects proprio [..., {psize}], got {proprio.shape}")
+    if "features" in obs:
+      feats = obs["features"]
+      if feats.shape[-2:] != (n, enc.feature_dim):
+        raise ValueError(f"encode expects features [..., {n}, {enc.feature_dim}], got {feats.shape}")
+    elif "pixels" in obs:
+      feats = _features(p, obs["pixels"])
+    else:
+      raise ValueError(f"encode needs obs['pixels'] or obs['features']; got keys {sorted(obs)}")
+    fx, lead = _flatten_lead(feats, 2)
     pr, _ = _flatten_lead(proprio, 1)
-    zv = enc.apply({"params": p["encoder"]}, px)
+    zv = enc.project(p["encoder"], fx)
     zp = prop.apply({"params": p["proprio_encoder"]}, pr.astype(jnp.float32))
     z = jnp.concatenate([zv, jnp.broadcast_to(zp[:, None], (zv.shape[0], n, zp.shape[-1]))], -1)
     return z.reshape(lead + (n, d))
 
-  def _predict_flat(p, z, a_emb, valid):
-    return pred.apply({"params": p["predictor"]}, z, a_emb, valid)
+  def _predict_flat(p, z, a_emb, valid, last_only=False):
+    return pred.apply({"params": p["predictor"]}, z, a_emb, valid, last_only)
 
   def _check_z(z, name):
     if z.shape[-2:] != (n, d):
@@ -209,12 +230,12 @@ def make_world_model(model_cfg, obs_spec) -> WorldModel:
     # Frame k of the window is followed by action k: the context actions then the first planned action.
     a_emb_ctx = act.apply({"params": p["action_encoder"]}, jnp.concatenate([cf, pf[:, :1]], 1))
     a_emb_next = act.apply({"params": p["action_encoder"]}, pf[:, 1:])
-    a_emb_next = jnp.concatenate([a_emb_next, jnp.zeros_like(a_emb_next[:, :1])], 1)  # last one unused
+    a_emb_next = jnp.concatenate([a_emb_next, jnp.zeros((b, 1, act.features))], 1)  # the last one is unused
     window = (_left_window(zf, hist, 0.0), _left_window(a_emb_ctx, hist, 0.0), _left_window(vf, hist, False))
 
     def step(carry, a_next):
       zw, aw, vw = carry
-      z_next = _predict_flat(p, zw, aw, vw)[:, -1]
+      z_next = _predict_flat(p, zw, aw, vw, last_only=True)[:, 0]
       carry = (jnp.concatenate([zw[:, 1:], z_next[:, None]], 1),
                jnp.concatenate([aw[:, 1:], a_next[:, None]], 1),
                jnp.concatenate([vw[:, 1:], jnp.ones((b, 1), bool)], 1))
@@ -225,7 +246,7 @@ def make_world_model(model_cfg, obs_spec) -> WorldModel:
 
   def _loss_with_latents(params, batch):
     p = lora.merge(params)
-    z = _encode(p, {"pixels": batch["pixels"], "proprio": batch["proprio"]})
+    z = _encode(p, {k: batch[k] for k in ("pixels", "features", "proprio") if k in batch})
     b, t1 = z.shape[:2]
     valid = batch.get("valid")
     valid = jnp.ones((b, t1), bool) if valid is None else valid.astype(bool)
@@ -253,6 +274,7 @@ def make_world_model(model_cfg, obs_spec) -> WorldModel:
   return WorldModel(
       init=jax.jit(_init),
       encode=lambda params, obs: _encode(lora.merge(params), obs),
+      features=lambda params, pixels: _features(lora.merge(params), pixels),
       predict=lambda params, z, actions, valid=None: _predict(lora.merge(params), z, actions, valid),
       rollout=lambda params, z_ctx, a_ctx, plan, valid=None: _rollout(lora.merge(params), z_ctx, a_ctx, plan,
                                                                       valid),

@@ -7,6 +7,11 @@ Per replan:  encode context + goal with the current params -> plan (CEM/GD/MPPI 
 Real frames are the predictor's context (up to `history` frames, left-padded and masked at the start).
 Each episode owns its adapted params, optimiser state and buffer, so `jax.vmap(episode)` runs many at once.
 
+While the encoder trunk is frozen (adaptation off, or a spec that leaves it alone, like the default
+`predlast+enclast`), context, goal and buffer hold each frame's trunk features (`wm.features`), computed once
+when the frame is observed: re-encoding them is then only the head, and the adaptation step's loss and
+backward pass never touch the convolutions. Specs that adapt the trunk (`encfirst`, `all`) keep pixels.
+
 Example:
   program = make_episode(env, wm, cfg, condition)
   result = jax.jit(jax.vmap(program.run, in_axes=(None, 0)))(params, keys)   # keys: (E,) typed keys
@@ -27,7 +32,8 @@ from adajepa_jax.planning import objectives
 class Context:
   """The last `history` real frames and the action chunks between them (left-padded at the start).
 
-  obs: {'pixels': uint8[h, H, W, 3], 'proprio': f32[h, P]}; actions: f32[h-1, A]; valid: bool[h].
+  obs: {'features': f32[h, N, F] (or 'pixels': uint8[h, H, W, 3] when the trunk adapts), 'proprio': f32[h, P]};
+  actions: f32[h-1, A]; valid: bool[h].
   """
   obs: Any
   actions: jax.Array
@@ -42,7 +48,9 @@ class Carry:
   buffer: Any
   context: Context
   plan: jax.Array           # f32[H, A], warm start for the next replan
+  goal: Any                 # the goal frame as the context holds frames ({'features' | 'pixels', 'proprio'})
   goal_pixels: jax.Array    # uint8[H, W, 3], the (possibly corrupted) goal image, fixed per episode
+  first_pixels: Any         # uint8[H, W, 3] the first observed frame (None unless frames are recorded)
   success_any: jax.Array    # bool[]
   key: jax.Array
 
@@ -68,14 +76,11 @@ class EpisodeResult:
 
 
 def _window(context, new_obs, chunk):
-  """A training window (the loader's batch structure, unbatched) from the context and the new frame."""
+  """A training window (the loader's batch structure, unbatched; 'features' may stand for 'pixels') from the
+  context and the new frame."""
   obs = jax.tree.map(lambda c, n: jnp.concatenate([c, n[None]], 0), context.obs, new_obs)
-  return {
-      "pixels": obs["pixels"],
-      "proprio": obs["proprio"],
-      "actions": jnp.concatenate([context.actions, chunk[None]], 0),
-      "valid": jnp.concatenate([context.valid, jnp.ones((1,), bool)], 0),
-  }
+  return dict(obs, actions=jnp.concatenate([context.actions, chunk[None]], 0),
+              valid=jnp.concatenate([context.valid, jnp.ones((1,), bool)], 0))
 
 
 def _slide(context, new_obs, chunk):
@@ -126,12 +131,17 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
     """The pretraining loss of one window (scores hard-N; the before/after-update metrics)."""
     return adaptation.window_losses(params, jax.tree.map(lambda x: x[None], window), wm.loss)[0]
 
+  def frame(params, obs, cache):
+    """An observation as the context holds it: its trunk features (when `cache`) or its pixels."""
+    if not cache:
+      return {"pixels": obs["pixels"], "proprio": obs["proprio"]}
+    return {"features": wm.features(params, obs["pixels"]), "proprio": obs["proprio"]}
+
   def replan(carry, replan_idx):
     key, k_plan, k_obs = jax.random.split(carry.key, 3)
     params, ctx = carry.params, carry.context
     z_ctx = wm.encode(params, ctx.obs)                                    # [h, N, D]
-    z_goal = wm.encode(params, {"pixels": carry.goal_pixels,
-                                "proprio": carry.env_state.info["goal_obs"]["proprio"]})   # [N, D]
+    z_goal = wm.encode(params, carry.goal)                                # [N, D]
     weights = objectives.horizon_weights(cfg.plan.objective, horizon, replan_idx, cfg.plan.staged_switch)
 
     def cost_fn(plans):                                                   # [S, H, A] -> [S]
@@ -146,7 +156,8 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
 
     env_state, _ = jax.lax.scan(env_step, carry.env_state, chunk.reshape(fs, env_a))
     new_obs = condition.apply_obs(env_state.obs, k_obs)
-    window = _window(ctx, new_obs, chunk)
+    new_frame = frame(params, new_obs, "features" in ctx.obs)
+    window = _window(ctx, new_frame, chunk)
     err_before = pred_error(params, window)
 
     metrics = {"plan_cost": plan_info["cost"], "pred_error_before": err_before,
@@ -169,7 +180,8 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
 
     success = env_state.metrics["success"] > 0.5
     new_carry = Carry(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer,
-                      context=_slide(ctx, new_obs, chunk), plan=plan, goal_pixels=carry.goal_pixels,
+                      context=_slide(ctx, new_frame, chunk), plan=plan, goal=carry.goal,
+                      goal_pixels=carry.goal_pixels, first_pixels=carry.first_pixels,
                       success_any=carry.success_any | success, key=key)
     outputs = (metrics, env_state.info["state"], new_obs["pixels"] if record_frames else None)
     return new_carry, outputs
@@ -182,20 +194,26 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
     task = condition.apply_task(task)
     env_state = env.reset_to(k_reset, task)
     obs0 = condition.apply_obs(env_state.obs, k_obs)
+    cache = True
+    if adapt_on:
+      params = adaptation.prepare(cfg.adapt, params, k_lora)[0]   # adds LoRA adapters if the spec asks
+      cache = not adaptation.adapts_encoder_trunk(adapter_for(params)[0])
+    frame0 = frame(params, obs0, cache)
     context = Context(
-        obs=jax.tree.map(lambda x: jnp.broadcast_to(x, (hist,) + x.shape), obs0),
+        obs=jax.tree.map(lambda x: jnp.broadcast_to(x, (hist,) + x.shape), frame0),
         actions=jnp.zeros((hist - 1, act_dim)),
         valid=jnp.arange(hist) == hist - 1)
     if adapt_on:
-      params = adaptation.prepare(cfg.adapt, params, k_lora)[0]   # adds LoRA adapters if the spec asks
-      example = _window(context, obs0, jnp.zeros((act_dim,)))
+      example = _window(context, frame0, jnp.zeros((act_dim,)))
       buffer = adaptation.buffer_init(example, buffer_size)
       opt_state = adapter_for(params)[1].init(params)
     else:
       buffer, opt_state = None, None
+    goal_pixels = condition.apply_pixels(env_state.info["goal_obs"]["pixels"], k_goal)
+    goal = frame(params, {"pixels": goal_pixels, "proprio": env_state.info["goal_obs"]["proprio"]}, cache)
     return Carry(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer, context=context,
-                 plan=jnp.zeros((horizon, act_dim)),
-                 goal_pixels=condition.apply_pixels(env_state.info["goal_obs"]["pixels"], k_goal),
+                 plan=jnp.zeros((horizon, act_dim)), goal=goal, goal_pixels=goal_pixels,
+                 first_pixels=obs0["pixels"] if record_frames else None,
                  success_any=jnp.zeros((), bool), key=k_run)
 
   def finish(first, final, outputs):
@@ -203,7 +221,7 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
     per_replan, states, frames = outputs
     states = jnp.concatenate([first.env_state.info["state"][None], states], 0)
     if record_frames:
-      frames = jnp.concatenate([first.context.obs["pixels"][-1:], frames], 0)
+      frames = jnp.concatenate([first.first_pixels[None], frames], 0)
     return EpisodeResult(success_any=final.success_any,
                          success_final=final.env_state.metrics["success"] > 0.5,
                          per_replan=per_replan, states=states,

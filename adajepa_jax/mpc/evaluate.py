@@ -37,17 +37,19 @@ def make_evaluator(program, mesh=None):
   """Returns `run(params, key_data uint32[E, 2]) -> EpisodeResult` (jitted once, reused across calls).
 
   With `mesh`, the episode axis is sharded over its 'batch' axis and params are replicated; E is padded to a
-  multiple of the mesh size (pad episodes are dropped from the result). mesh=None runs on the default device.
+  multiple of the mesh size (pad episodes are dropped from the result); on one host, fewer episodes than
+  devices run on the default device instead. mesh=None runs on the default device.
   """
   def batched(params, key_data):
     return jax.vmap(lambda k: program.run(params, jax.random.wrap_key_data(k)))(key_data)
 
-  if mesh is None:
-    jitted = jax.jit(batched)
+  single = jax.jit(batched)
 
-    def run(params, key_data):
-      return jitted(params, jnp.asarray(key_data))
-    return run
+  def run_single(params, key_data):
+    return single(params, jnp.asarray(key_data))
+
+  if mesh is None:
+    return run_single
 
   batch = NamedSharding(mesh, P("batch"))
   replicated = NamedSharding(mesh, P())
@@ -57,6 +59,8 @@ def make_evaluator(program, mesh=None):
   def run(params, key_data):
     key_data = np.asarray(key_data)
     n = key_data.shape[0]
+    if n < size and jax.process_count() == 1:
+      return run_single(params, key_data)
     pad = (-n) % size
     if pad:
       key_data = np.concatenate([key_data, np.repeat(key_data[-1:], pad, 0)], 0)
