@@ -4,14 +4,14 @@ import warnings
 
 # XLA:CPU hands elementwise fusions and reductions to YNNPACK by default. On this project's small tensors (a
 # predictor over 3 tokens, 64 px convolutions, MJX's contact solver) XLA's own loop fusions are faster: on 2
-# cores, 25 vmapped env steps of 8 episodes 150 -> 86 ms, encoding 64 frames 29 -> 19 ms, and a 200 x 10 CEM
-# replan 105 -> 80 ms (RESULTS.md section 4; `experiments/benchmark.py --xla_defaults` runs without them).
+# cores a 200 x 10 CEM replan takes 81.5 ms with them, 104.8 ms without (RESULTS.md section 4;
+# `experiments/benchmark.py --xla_defaults` runs without them).
 # These flags only concern the CPU backend; GPU and TPU ignore them.
 CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-eltwise,-reduce",)
 # One XLA host device per core (at most 8), so that batched evaluation shards its episodes over the cores
 # (`mpc.evaluate`). A single device already spreads large matmuls over the cores, but the small per-episode
 # matmuls of adapted layers and MJX's solver loop mostly run on one: on 2 cores, 50 adaptive episodes run
-# 1.4x faster sharded over 2 devices, and as fast as frozen ones (RESULTS.md section 4). Computations on one
+# 1.5x faster sharded over 2 devices, and nearly as fast as frozen ones (RESULTS.md section 4). Computations on one
 # device (training, a single episode) are unaffected: all host devices share one thread pool.
 MAX_HOST_DEVICES = 8
 
@@ -33,9 +33,9 @@ def quiet_known_warnings():
   absl_logging.set_verbosity(absl_logging.WARNING)
 
 
-def add_xla_flags(flags=None):
-  """Appends `flags` (default: `CPU_XLA_FLAGS` and `host_device_flag()`) to $XLA_FLAGS; a flag already named
-  there is left as the user set it.
+def add_xla_flags():
+  """Appends `CPU_XLA_FLAGS` and `host_device_flag()` to $XLA_FLAGS; a flag already named there is left as
+  the user set it.
 
   XLA reads $XLA_FLAGS once, when jax first initialises its backends; returns False (and changes nothing)
   when that has already happened.
@@ -43,7 +43,7 @@ def add_xla_flags(flags=None):
   from jax._src import xla_bridge
   if xla_bridge.backends_are_initialized():
     return False
-  flags = CPU_XLA_FLAGS + (host_device_flag(),) if flags is None else tuple(flags)
+  flags = CPU_XLA_FLAGS + (host_device_flag(),)
   current = os.environ.get("XLA_FLAGS", "")
   names = {f.split("=")[0] for f in current.split()}
   extra = [f for f in flags if f.split("=")[0] not in names]

@@ -118,10 +118,6 @@ class VisualEncoder:
     """f32[B, N, feature_dim] -> f32[B, N, latent_dim] (the head)."""
     return self.head.apply({"params": params["head"]}, features)
 
-  def __call__(self, params, pixels):
-    """uint8[B, H, W, 3] -> f32[B, N, latent_dim]."""
-    return self.project(params, self.features(params, pixels))
-
 
 def num_tokens(image_size, widths, spatial):
   """Tokens per frame the encoder outputs for `image_size` px images."""

@@ -21,9 +21,9 @@ def _elementwise_attention(length):
   """Whether attention over `length` tokens runs as fused products and sums instead of batched dots.
 
   For a few tokens (the global encoder: one token per frame) the per-head L x L matmuls cost as much as the
-  rest of the predictor on XLA:CPU, and the elementwise form is 1.3x faster per CEM plan with the project's
-  CPU flags (`utils.CPU_XLA_FLAGS`) but 2.2x slower with XLA's default CPU fusions; accelerators keep the
-  dots (not measured there). Decided at trace time.
+  rest of the predictor on XLA:CPU. The elementwise form is faster there with the project's CPU flags
+  (`utils.CPU_XLA_FLAGS`) but slower with XLA's default CPU fusions (both seen on 2 cores); accelerators keep
+  the dots (not measured there). Decided at trace time.
   """
   return length <= SHORT_SEQUENCE and jax.default_backend() == "cpu" and utils.cpu_xla_flags_active()
 

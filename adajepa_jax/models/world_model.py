@@ -246,7 +246,7 @@ def make_world_model(model_cfg, obs_spec) -> WorldModel:
 
   def _loss_with_latents(params, batch):
     p = lora.merge(params)
-    z = _encode(p, {k: batch[k] for k in ("pixels", "features", "proprio") if k in batch})
+    z = _encode(p, batch)   # reads 'features' or 'pixels', and 'proprio'
     b, t1 = z.shape[:2]
     valid = batch.get("valid")
     valid = jnp.ones((b, t1), bool) if valid is None else valid.astype(bool)
