@@ -19,7 +19,7 @@ demo: venv
 	$(BIN)/python experiments/quickstart.py --workdir=$(WORKDIR)
 
 test: venv
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow tests

@@ -12,7 +12,7 @@ from adajepa_jax.adaptation import resolve as resolve_spec
 from adajepa_jax.envs import make as make_env
 from adajepa_jax.envs import names as task_names
 from adajepa_jax.models import make_world_model
-from adajepa_jax.mpc import episode_keys, evaluate, make_episode
+from adajepa_jax.mpc import episode_keys, evaluate, make_episode, with_conditions
 from adajepa_jax.planning import cem_plan, gd_plan, get_planner, mppi_plan, warm_start
 
 __version__ = "0.1.0"

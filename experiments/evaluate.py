@@ -23,6 +23,7 @@ flags.DEFINE_enum("planner", None, ["cem", "gd", "mppi"], "Planner (default: the
 flags.DEFINE_integer("episodes", None, "Episodes per seed.")
 flags.DEFINE_integer("seeds", None, "Test seeds.")
 flags.DEFINE_integer("replans", None, "Replanning budget per episode.")
+flags.DEFINE_integer("batch_size", None, "Most episodes per compiled call (default: eval.batch_size).")
 flags.DEFINE_integer("samples", None, "CEM/MPPI samples.")
 flags.DEFINE_integer("iterations", None, "CEM/MPPI iterations (GD: steps).")
 flags.DEFINE_string("buffer", None, "Adaptation buffer: recent | hard | none | unbounded.")
@@ -37,7 +38,8 @@ def apply_overrides(config):
   if FLAGS.planner:
     config.plan.planner = FLAGS.planner
   for name, section, key in (("episodes", "eval", "episodes"), ("seeds", "eval", "seeds"),
-                             ("replans", "eval", "replans"), ("buffer", "adapt", "buffer"),
+                             ("replans", "eval", "replans"), ("batch_size", "eval", "batch_size"),
+                             ("buffer", "adapt", "buffer"),
                              ("adapt_steps", "adapt", "steps")):
     if getattr(FLAGS, name) is not None:
       config[section][key] = getattr(FLAGS, name)

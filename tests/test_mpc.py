@@ -8,7 +8,8 @@ import pytest
 from adajepa_jax import envs
 from adajepa_jax.configs import pusht
 from adajepa_jax.eval import pipeline
-from adajepa_jax.mpc import episode_keys, evaluate, make_episode, make_mesh
+from adajepa_jax.envs import shifts
+from adajepa_jax.mpc import chunk_size, episode_keys, evaluate, make_episode, make_mesh, with_conditions
 
 SEEDS, EPISODES = 2, 2   # 4 episodes: divisible by the 2 host devices of conftest
 
@@ -122,3 +123,43 @@ def test_fewer_episodes_than_devices_run_on_one(setup, results):
   one = jax.tree.map(np.asarray, evaluate(program, params, keys[:1], mesh=make_mesh()))
   chex.assert_shape(one.success_any, (1,))
   chex.assert_trees_all_close(one, jax.tree.map(lambda x: x[:1], results["unsharded"]), rtol=1e-3, atol=1e-4)
+
+
+def test_conditions_in_one_program_match_separate_programs(setup, results):
+  """Clean, blur and low-mass episodes mixed in one program (run in two chunks): the clean rows reproduce the
+  clean-only program; the blur rows see the same scenes blurred; the low-mass rows run the transformed task."""
+  cfg, env, wm, params, keys = setup
+  program = make_episode(env, wm, pipeline.mode_config(cfg, "frozen"), ["clean", "blur", "low_mass"])
+  key_data, ids = with_conditions(keys, 3)
+  mixed = jax.tree.map(np.asarray, evaluate(program, params, key_data, ids, mesh=make_mesh(), batch_size=6))
+  np.testing.assert_array_equal(mixed.condition, ids)
+  clean, blur = (jax.tree.map(lambda x: x[ids == i], mixed) for i in (0, 1))
+  separate = results["frozen"]
+  np.testing.assert_array_equal(clean.success_any, separate.success_any)
+  np.testing.assert_array_equal(clean.frames, separate.frames)
+  chex.assert_trees_all_close(clean.replace(condition=separate.condition), separate, rtol=1e-3, atol=1e-4)
+  blurred = shifts.get("blur").apply_pixels   # deterministic: same scene -> same blurred image
+  np.testing.assert_array_equal(blur.goal_pixels, blurred(clean.goal_pixels, jax.random.key(0)))
+  np.testing.assert_array_equal(blur.frames[:, 0], blurred(clean.frames[:, 0], jax.random.key(0)))
+  np.testing.assert_array_equal(blur.states[:, 0], clean.states[:, 0])
+  np.testing.assert_allclose(mixed.task.mass_scale[ids == 2], 0.2)
+  np.testing.assert_allclose(mixed.task.mass_scale[ids != 2], 1.0)
+
+
+def test_condition_ids_and_batch_size_are_checked(setup):
+  cfg, env, wm, params, keys = setup
+  program = make_episode(env, wm, pipeline.mode_config(cfg, "frozen"), ["clean", "blur"])
+  with pytest.raises(ValueError, match="clean, blur"):
+    evaluate(program, params, keys, np.full(len(keys), 2))
+  with pytest.raises(ValueError, match="batch_size"):
+    evaluate(program, params, keys, batch_size=0)
+  with pytest.raises(ValueError, match="build different envs"):
+    shifts.same_env(["clean", "unseen_shapes"])
+  assert shifts.group_by_env(["clean", "seen_shapes", "blur", "unseen_shapes"]) == [
+      ["clean", "blur"], ["seen_shapes"], ["unseen_shapes"]]
+
+
+@pytest.mark.parametrize("episodes,batch_size,multiple,expected", [
+    (12, None, 2, 12), (12, 6, 2, 6), (13, 6, 2, 6), (65, 64, 2, 34), (3, 64, 1, 3), (1, 64, 8, 8)])
+def test_chunk_size(episodes, batch_size, multiple, expected):
+  assert chunk_size(episodes, batch_size, multiple) == expected

@@ -46,7 +46,7 @@ def test_resume_skips_finished_runs(run, monkeypatch):
   def fail(*args, **kwargs):
     raise AssertionError("a finished (condition, mode) was evaluated again")
 
-  monkeypatch.setattr(pipeline, "run_condition", fail)
+  monkeypatch.setattr(pipeline, "run_conditions", fail)
   again = pipeline.evaluate_and_report(cfg, params, workdir, ["clean"], MODES, progress=False)
   assert json.dumps(again, sort_keys=True) == json.dumps(summaries, sort_keys=True)
 

@@ -234,6 +234,32 @@ def get(name):
   return _REGISTRY[parts[0]] if len(parts) == 1 else compose(*parts, name=name)
 
 
+def same_env(conditions):
+  """A condition or name, or a sequence of them, as a tuple of Conditions that one episode program can run.
+
+  Raises:
+    ValueError: for an empty sequence, or conditions whose env kwargs differ (they build different envs, so
+      they need separate programs; `group_by_env` splits them).
+  """
+  conds = (conditions,) if isinstance(conditions, (str, Condition)) else tuple(conditions)
+  conds = tuple(get(c) for c in conds)
+  if not conds:
+    raise ValueError("Expected at least one shift condition")
+  for c in conds[1:]:
+    if dict(c.env_kwargs) != dict(conds[0].env_kwargs):
+      raise ValueError(f"Shifts {conds[0].name!r} and {c.name!r} build different envs (env kwargs "
+                       f"{dict(conds[0].env_kwargs)!r} vs {dict(c.env_kwargs)!r}); run them as separate programs")
+  return conds
+
+
+def group_by_env(names):
+  """Splits condition names into lists that build the same env (equal env kwargs), in first-seen order."""
+  groups = {}
+  for name in names:
+    groups.setdefault(repr(sorted(get(name).env_kwargs.items())), []).append(name)
+  return list(groups.values())
+
+
 def applicable(task_name):
   """Names of the registered conditions that apply to `task_name`."""
   return [n for n, c in _REGISTRY.items() if c.applies_to(task_name)]

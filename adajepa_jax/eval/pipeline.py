@@ -1,7 +1,8 @@
 """Frozen vs adaptive evaluation over shift conditions, written as tables, curves and GIFs under a workdir.
 
 `evaluate_and_report(config, params, workdir, conditions, modes)` runs, for every condition and mode,
-`config.eval.seeds x config.eval.episodes` episodes as one sharded `jit(vmap(episode))`, and writes:
+`config.eval.seeds x config.eval.episodes` episodes (the same ones for every pair); per mode, the conditions
+that build the same env run as one sharded `jit(vmap(episode))`. It writes:
   <workdir>/results/<condition>__<mode>.json   per-run summary (finished runs are skipped on resume)
   <workdir>/success.{csv,md}                   success table: mean ± 95% CI over seeds
   <workdir>/success_curve_<condition>.png      success reached vs replan, one line per mode
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from adajepa_jax import envs, models
 from adajepa_jax.envs import shifts
 from adajepa_jax.eval import metrics, plots, report
-from adajepa_jax.mpc import episode_keys, evaluate, make_episode
+from adajepa_jax.mpc import episode_keys, evaluate, make_episode, with_conditions
 
 
 def world_model_for(config, env):
@@ -56,66 +57,90 @@ def check_conditions(task_name, conditions):
                        f"{', '.join(shifts.applicable(task_name))}")
 
 
-def run_condition(config, params, condition_name, mode, gifs=0):
-  """Runs one (condition, mode). Returns (summary dict, EpisodeResult as numpy, env)."""
-  condition = shifts.get(condition_name)
+def run_conditions(config, params, condition_names, mode, gifs=0):
+  """Runs conditions that build the same env (`shifts.same_env`) under one mode as one program, each on the
+  same `config.eval.seeds x config.eval.episodes` episodes (paired across conditions and modes).
+
+  Returns ([(summary dict, EpisodeResult as numpy)] in the order of `condition_names`, env).
+  """
+  conditions = shifts.same_env(condition_names)
   kwargs = dict(config.task.kwargs)
-  kwargs.update(condition.env_kwargs)
+  kwargs.update(conditions[0].env_kwargs)
   env = envs.make(config.task.name, **kwargs)
   wm = world_model_for(config, env)
   cfg = mode_config(config, mode)
-  program = make_episode(env, wm, cfg, condition, record_frames=gifs > 0)
+  program = make_episode(env, wm, cfg, conditions, record_frames=gifs > 0)
   keys = episode_keys(config.eval.seed, config.eval.seeds, config.eval.episodes)
+  keys, condition_ids = with_conditions(keys, len(conditions))
   start = time.perf_counter()
-  result = jax.tree.map(np.asarray, evaluate(program, params, keys))
+  result = jax.tree.map(np.asarray, evaluate(program, params, keys, condition_ids,
+                                             batch_size=config.eval.get("batch_size")))
   seconds = time.perf_counter() - start
-  per = result.per_replan
-  summary = {
-      "condition": condition_name, "mode": mode, "planner": cfg.plan.planner, "replans": cfg.eval.replans,
-      "seeds": cfg.eval.seeds, "episodes_per_seed": cfg.eval.episodes,
-      "success_any": metrics.seed_summary(result.success_any, cfg.eval.seeds),
-      "success_final": metrics.seed_summary(result.success_final, cfg.eval.seeds),
-      "curve": metrics.success_curve(per["success"]).tolist(),
-      "pred_error_before": np.mean(per["pred_error_before"], axis=0).tolist(),
-      "pred_error_after": np.mean(per["pred_error_after"], axis=0).tolist(),
-      "skipped_steps": int(np.sum(per["skipped"])),
-      "seconds": seconds,
-  }
-  return summary, result, env
+  out = []
+  for i, name in enumerate(condition_names):
+    r = jax.tree.map(lambda x: x[condition_ids == i], result)
+    per = r.per_replan
+    summary = {
+        "condition": name, "mode": mode, "planner": cfg.plan.planner, "replans": cfg.eval.replans,
+        "seeds": cfg.eval.seeds, "episodes_per_seed": cfg.eval.episodes,
+        "success_any": metrics.seed_summary(r.success_any, cfg.eval.seeds),
+        "success_final": metrics.seed_summary(r.success_final, cfg.eval.seeds),
+        "curve": metrics.success_curve(per["success"]).tolist(),
+        "pred_error_before": np.mean(per["pred_error_before"], axis=0).tolist(),
+        "pred_error_after": np.mean(per["pred_error_after"], axis=0).tolist(),
+        "skipped_steps": int(np.sum(per["skipped"])),
+        "seconds": seconds, "evaluated_with": list(condition_names),   # one program ran these together
+    }
+    out.append((summary, r))
+  return out, env
 
 
 def evaluate_and_report(config, params, workdir, conditions, modes, gifs=2, progress=True):
   """Runs every (condition, mode) pair and writes the report files listed in the module docstring.
 
-  Returns the list of summary dicts (one per pair). Pairs with a results JSON already present are loaded,
-  not re-run, so an interrupted evaluation resumes where it stopped.
+  Conditions that build the same env run together as one program per mode. Returns the list of summary dicts
+  (one per pair, conditions outer, modes inner). Pairs with a results JSON already present are loaded, not
+  re-run, so an interrupted evaluation resumes where it stopped.
   """
   check_conditions(config.task.name, conditions)
   check_modes(modes)
   os.makedirs(os.path.join(workdir, "results"), exist_ok=True)
   os.makedirs(os.path.join(workdir, "gifs"), exist_ok=True)
-  summaries = []
-  pairs = [(c, m) for c in conditions for m in modes]
-  for cond, mode in tqdm(pairs, desc="evaluate", disable=not progress):
-    path = os.path.join(workdir, "results", f"{cond}__{mode}.json")
-    if os.path.exists(path):
-      with open(path) as f:
-        summaries.append(json.load(f))
-      continue
-    summary, result, env = run_condition(config, params, cond, mode, gifs=gifs)
-    for i in range(min(gifs, len(result.success_any))):
-      plots.write_episode_gif(result.frames[i], result.goal_pixels[i],
-                              os.path.join(workdir, "gifs", f"{cond}__{mode}_{i}.gif"))
-    if hasattr(result.task, "walls"):   # maze tasks: trajectories of episodes sharing episode 0's layout
-      same = np.flatnonzero(result.task.layout_id == result.task.layout_id[0])[:6]
-      plots.plot_maze_trajectories(
-          result.task.walls[0], [result.states[i, :, :2] for i in same], [result.goal_state[i, :2] for i in same],
-          os.path.join(workdir, f"maze_{cond}__{mode}.png"), title=f"{cond} / {mode}")
-    with open(path, "w") as f:
-      json.dump(summary, f, indent=1)
-    summaries.append(summary)
+  done = {}
+
+  def path(cond, mode):
+    return os.path.join(workdir, "results", f"{cond}__{mode}.json")
+
+  for cond in conditions:
+    for mode in modes:
+      if os.path.exists(path(cond, mode)):
+        with open(path(cond, mode)) as f:
+          done[cond, mode] = json.load(f)
+  programs = [(mode, [c for c in group if (c, mode) not in done])
+              for mode in modes for group in shifts.group_by_env(conditions)]
+  programs = [(mode, group) for mode, group in programs if group]
+  for mode, group in tqdm(programs, desc="evaluate", disable=not progress):
+    runs, env = run_conditions(config, params, group, mode, gifs=gifs)
+    for summary, result in runs:
+      _write_run_figures(workdir, summary["condition"], mode, result, gifs)
+      with open(path(summary["condition"], mode), "w") as f:
+        json.dump(summary, f, indent=1)
+      done[summary["condition"], mode] = summary
+  summaries = [done[c, m] for c in conditions for m in modes]
   _write_outputs(workdir, summaries, conditions, modes)
   return summaries
+
+
+def _write_run_figures(workdir, cond, mode, result, gifs):
+  """GIFs of the first `gifs` episodes; for maze tasks, trajectories of episodes sharing episode 0's layout."""
+  for i in range(min(gifs, len(result.success_any))):
+    plots.write_episode_gif(result.frames[i], result.goal_pixels[i],
+                            os.path.join(workdir, "gifs", f"{cond}__{mode}_{i}.gif"))
+  if hasattr(result.task, "walls"):
+    same = np.flatnonzero(result.task.layout_id == result.task.layout_id[0])[:6]
+    plots.plot_maze_trajectories(
+        result.task.walls[0], [result.states[i, :, :2] for i in same], [result.goal_state[i, :2] for i in same],
+        os.path.join(workdir, f"maze_{cond}__{mode}.png"), title=f"{cond} / {mode}")
 
 
 def _write_outputs(workdir, summaries, conditions, modes):

@@ -12,9 +12,14 @@ While the encoder trunk is frozen (adaptation off, or a spec that leaves it alon
 when the frame is observed: re-encoding them is then only the head, and the adaptation step's loss and
 backward pass never touch the convolutions. Specs that adapt the trunk (`encfirst`, `all`) keep pixels.
 
+A program may hold several shift conditions that build the same env (e.g. clean, blur, low_mass): each
+episode runs under the one its `condition` index names (`lax.switch`; under vmap every branch's visual shift
+is computed and the episode's selected), so one compiled program evaluates a batch mixing them.
+
 Example:
-  program = make_episode(env, wm, cfg, condition)
-  result = jax.jit(jax.vmap(program.run, in_axes=(None, 0)))(params, keys)   # keys: (E,) typed keys
+  program = make_episode(env, wm, cfg, [shifts.get("clean"), shifts.get("blur")])
+  run = jax.jit(jax.vmap(program.run, in_axes=(None, 0, None, 0)))
+  result = run(params, keys, None, condition_ids)   # keys: (E,) typed keys; condition_ids: int32[E]
 """
 import dataclasses
 from typing import Any, Callable
@@ -50,6 +55,7 @@ class Carry:
   plan: jax.Array           # f32[H, A], warm start for the next replan
   goal: Any                 # the goal frame as the context holds frames ({'features' | 'pixels', 'proprio'})
   goal_pixels: jax.Array    # uint8[H, W, 3], the (possibly corrupted) goal image, fixed per episode
+  condition: jax.Array      # int32[], index of the episode's condition in the program's `conditions`
   first_pixels: Any         # uint8[H, W, 3] the first observed frame (None unless frames are recorded)
   success_any: jax.Array    # bool[]
   key: jax.Array
@@ -63,7 +69,8 @@ class EpisodeResult:
   per_replan: dict of f32[R] (success, plan_cost, pred_error_before/after, adapt_loss, skipped, env metrics);
   states: f32[R+1, S] true states (diagnostics, trajectory plots); goal_state: f32[S];
   frames: uint8[R+1, H, W, 3] observed frames (None unless recorded); goal_pixels: uint8[H, W, 3] as planned to;
-  task: the episode's task pytree (shape, layout, dynamics scales, colours) after the condition's transform.
+  task: the episode's task pytree (shape, layout, dynamics scales, colours) after the condition's transform;
+  condition: int32[] the condition's index in the program's `conditions`.
   """
   success_any: jax.Array
   success_final: jax.Array
@@ -73,6 +80,7 @@ class EpisodeResult:
   frames: Any
   goal_pixels: jax.Array
   task: Any
+  condition: jax.Array
 
 
 def _window(context, new_obs, chunk):
@@ -96,26 +104,34 @@ class EpisodeProgram:
   """The pieces of one episode. `run` is the whole episode as one scan; `init`/`replan`/`finish` are its
   building blocks (the benchmark's one-episode-at-a-time reference loop jits and calls them from Python).
 
-  init(params, key, task=None) -> Carry;  replan(carry, replan_idx) -> (carry, outputs);
-  finish(first_carry, final_carry, stacked_outputs) -> EpisodeResult;  run(params, key, task=None).
+  init(params, key, task=None, condition=0) -> Carry;  replan(carry, replan_idx) -> (carry, outputs);
+  finish(first_carry, final_carry, stacked_outputs) -> EpisodeResult;  run(params, key, task=None, condition=0);
+  conditions: the program's shift conditions (`condition` indexes them).
   """
   init: Callable
   replan: Callable
   finish: Callable
   run: Callable
+  conditions: tuple
 
 
-def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodeProgram:
+def make_episode(env, wm, cfg, conditions=None, record_frames=True) -> EpisodeProgram:
   """Builds the episode program; `program.run(params, key)` is a pure function of the params and a key.
 
   Args:
-    env: a `TaskEnv` (already built with the condition's env kwargs, e.g. the unseen shape set).
+    env: a `TaskEnv` (already built with the conditions' env kwargs, e.g. the unseen shape set).
     wm: the `WorldModel` from `models.make_world_model`.
     cfg: the full config (sections data, plan, adapt, eval are read; all static).
-    condition: a `shifts.Condition` (visual corruption + task transform); None means `clean`.
+    conditions: a `shifts.Condition` or registered name (visual corruption + task transform), or a sequence
+      of them with equal env kwargs (`shifts.same_env`); None means `clean`.
     record_frames: keep the observed frames in the result (for GIFs); off saves memory in big sweeps.
   """
-  condition = condition or shifts_lib.get("clean")
+  conditions = shifts_lib.same_env(conditions if conditions is not None else "clean")
+
+  def shift(method, index, *args):
+    """conditions[index].<method>(*args) for a traced index."""
+    fns = [getattr(c, method) for c in conditions]
+    return fns[0](*args) if len(fns) == 1 else jax.lax.switch(index, fns, *args)
   fs, hist = cfg.data.frameskip, cfg.data.history
   horizon, replans = cfg.plan.horizon, cfg.eval.replans
   env_a = env.action_size
@@ -155,7 +171,7 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
       return env.step(state, a), None
 
     env_state, _ = jax.lax.scan(env_step, carry.env_state, chunk.reshape(fs, env_a))
-    new_obs = condition.apply_obs(env_state.obs, k_obs)
+    new_obs = shift("apply_obs", carry.condition, env_state.obs, k_obs)
     new_frame = frame(params, new_obs, "features" in ctx.obs)
     window = _window(ctx, new_frame, chunk)
     err_before = pred_error(params, window)
@@ -181,19 +197,21 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
     success = env_state.metrics["success"] > 0.5
     new_carry = Carry(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer,
                       context=_slide(ctx, new_frame, chunk), plan=plan, goal=carry.goal,
-                      goal_pixels=carry.goal_pixels, first_pixels=carry.first_pixels,
+                      goal_pixels=carry.goal_pixels, condition=carry.condition,
+                      first_pixels=carry.first_pixels,
                       success_any=carry.success_any | success, key=key)
     outputs = (metrics, env_state.info["state"], new_obs["pixels"] if record_frames else None)
     return new_carry, outputs
 
-  def init(params, key, task=None):
+  def init(params, key, task=None, condition=0):
     """The scan carry at the start of an episode (resets the env, fills the context with o_0)."""
     k_task, k_reset, k_goal, k_obs, k_lora, k_run = jax.random.split(key, 6)
+    condition = jnp.asarray(condition, jnp.int32)
     if task is None:
       task = env.sample_task(k_task)
-    task = condition.apply_task(task)
+    task = shift("apply_task", condition, task)
     env_state = env.reset_to(k_reset, task)
-    obs0 = condition.apply_obs(env_state.obs, k_obs)
+    obs0 = shift("apply_obs", condition, env_state.obs, k_obs)
     cache = True
     if adapt_on:
       params = adaptation.prepare(cfg.adapt, params, k_lora)[0]   # adds LoRA adapters if the spec asks
@@ -209,10 +227,10 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
       opt_state = adapter_for(params)[1].init(params)
     else:
       buffer, opt_state = None, None
-    goal_pixels = condition.apply_pixels(env_state.info["goal_obs"]["pixels"], k_goal)
+    goal_pixels = shift("apply_pixels", condition, env_state.info["goal_obs"]["pixels"], k_goal)
     goal = frame(params, {"pixels": goal_pixels, "proprio": env_state.info["goal_obs"]["proprio"]}, cache)
     return Carry(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer, context=context,
-                 plan=jnp.zeros((horizon, act_dim)), goal=goal, goal_pixels=goal_pixels,
+                 plan=jnp.zeros((horizon, act_dim)), goal=goal, goal_pixels=goal_pixels, condition=condition,
                  first_pixels=obs0["pixels"] if record_frames else None,
                  success_any=jnp.zeros((), bool), key=k_run)
 
@@ -226,11 +244,13 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
                          success_final=final.env_state.metrics["success"] > 0.5,
                          per_replan=per_replan, states=states,
                          goal_state=first.env_state.info["goal_state"], frames=frames,
-                         goal_pixels=first.goal_pixels, task=first.env_state.info["task"])
+                         goal_pixels=first.goal_pixels, task=first.env_state.info["task"],
+                         condition=first.condition)
 
-  def episode(params, key, task=None):
-    """Runs one episode. params: pretrained world-model params; key: typed PRNG key; task: optional task."""
-    first = init(params, key, task)
+  def episode(params, key, task=None, condition=0):
+    """Runs one episode. params: pretrained world-model params; key: typed PRNG key; task: optional task;
+    condition: int32[] index into `conditions`."""
+    first = init(params, key, task, condition)
     final, outputs = jax.lax.scan(replan, first, jnp.arange(replans))
     return finish(first, final, outputs)
 
@@ -239,4 +259,4 @@ def make_episode(env, wm, cfg, condition=None, record_frames=True) -> EpisodePro
     labels = adaptation.resolve(cfg.adapt.spec, params)
     return labels, adaptation.make_optimizer(labels, cfg.adapt.lr_predictor, cfg.adapt.lr_encoder)
 
-  return EpisodeProgram(init=init, replan=replan, finish=finish, run=episode)
+  return EpisodeProgram(init=init, replan=replan, finish=finish, run=episode, conditions=conditions)
