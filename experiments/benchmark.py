@@ -9,7 +9,10 @@
     blocks);
 (c) achieved FLOP/s of CEM planning (one episode's plan, and the plans of --cem_batch episodes vmapped as in
     batched evaluation) vs a plain matmul of similar FLOP count on the same device;
-(d) compile time of the episode program, cold (empty persistent cache) and warm (cache hit).
+(d) compile time of the episode program, cold (empty persistent cache) and warm (cache hit);
+(e) shift conditions that share an env (--conditions), adaptive: one program per condition vs one program
+    for all (`make_episode(..., conditions)`): first call (compile + run) and steady-state seconds to evaluate
+    the same --condition_episodes episodes under every condition.
 Timed alternatives are called in turn (A B A B ...) so that drift in machine load affects them alike; the
 median of --repeats calls is reported. Weights are a fresh init (timings do not depend on trained values).
 Runs with the project's XLA:CPU flags (`utils.add_xla_flags`: fusion settings and one host device per
@@ -40,7 +43,9 @@ flags.DEFINE_integer("cem_samples", 200, "CEM samples (the paper's 200; the issu
 flags.DEFINE_integer("cem_iterations", 10, "CEM iterations (the paper's 10).")
 flags.DEFINE_integer("gd_steps", 100, "GD steps (the paper's 100).")
 flags.DEFINE_integer("cem_batch", 8, "Episodes whose CEM plans are vmapped together in (c).")
-SECTIONS = ("d", "a", "b", "c")
+flags.DEFINE_list("conditions", ["clean", "blur", "high_damping"], "Shift conditions for (e).")
+flags.DEFINE_integer("condition_episodes", 8, "Episodes per condition in (e).")
+SECTIONS = ("d", "a", "b", "c", "e")
 flags.DEFINE_list("sections", list(SECTIONS), "Which parts to run (d needs a cold cache: run it first).")
 flags.DEFINE_bool("xla_defaults", False, "Run without the project's XLA:CPU flags (utils.add_xla_flags).")
 
@@ -61,7 +66,7 @@ def median_times(fns, repeats):
   return {name: float(np.median(ts)) for name, ts in times.items()}
 
 
-def build(config, planner, adapt, replans):
+def build(config, planner, adapt, replans, conditions=None):
   from adajepa_jax import envs
   from adajepa_jax.eval import pipeline
   from adajepa_jax.mpc import make_episode
@@ -70,7 +75,7 @@ def build(config, planner, adapt, replans):
   cfg.eval.replans = replans
   env = envs.make(cfg.task.name, **cfg.task.kwargs)
   wm = pipeline.world_model_for(cfg, env)
-  return make_episode(env, wm, cfg, record_frames=False), wm
+  return make_episode(env, wm, cfg, conditions, record_frames=False), wm
 
 
 def per_replan_times(config, params, repeats):
@@ -203,6 +208,39 @@ def compile_times(config, params, replans):
   return out
 
 
+def condition_batching(config, params, names, episodes, replans, repeats):
+  """(e): the same episodes under every condition of `names`, adaptive: one program per condition vs one
+  program for all, called once on all C x E episodes and in C chunks of E (the separate programs' batch)."""
+  from adajepa_jax.mpc import episode_keys, make_evaluator, make_mesh, with_conditions
+  mesh = make_mesh() if len(jax.devices()) > 1 else None
+  keys = episode_keys(0, 1, episodes)
+  all_keys, ids = with_conditions(keys, len(names))
+  separate = [make_evaluator(build(config, config.plan.planner, True, replans, name)[0], mesh) for name in names]
+  program = build(config, config.plan.planner, True, replans, names)[0]
+  combined, chunked = make_evaluator(program, mesh), make_evaluator(program, mesh, batch_size=episodes)
+  calls = {"separate": lambda: [run(params, keys) for run in separate],
+           "combined": lambda: combined(params, all_keys, ids),
+           "combined_chunked": lambda: chunked(params, all_keys, ids)}
+  first = {}
+  for name, fn in calls.items():
+    t = time.perf_counter()
+    _block(fn())
+    first[name] = time.perf_counter() - t
+  steady = median_times(calls, repeats)
+  out = {"conditions": list(names), "episodes_per_condition": episodes, "first_call": first, "steady": steady}
+  print(f"(e) {len(names)} conditions ({', '.join(names)}) x {episodes} episodes, adaptive; first call "
+        f"(compile + run) / steady-state seconds: {len(names)} programs {first['separate']:.1f} / "
+        f"{steady['separate']:.2f}")
+  for name in ("combined", "combined_chunked"):
+    out[f"{name}_first_call_ratio"] = first[name] / first["separate"]
+    out[f"{name}_steady_ratio"] = steady[name] / steady["separate"]
+    label = (f"one program, one call of {len(names) * episodes}" if name == "combined"
+             else f"one program, {len(names)} chunks of {episodes}")
+    print(f"(e)   {label}: {first[name]:.1f} / {steady[name]:.2f} (x{out[name + '_first_call_ratio']:.2f} / "
+          f"x{out[name + '_steady_ratio']:.2f})")
+  return out
+
+
 def main(argv):
   del argv
   unknown = [s for s in FLAGS.sections if s not in SECTIONS]
@@ -216,6 +254,9 @@ def main(argv):
   config.plan.gd.steps = FLAGS.gd_steps
   from adajepa_jax.eval import pipeline
   from adajepa_jax import envs
+  if "e" in FLAGS.sections:   # bad shift names fail before any compilation
+    pipeline.check_conditions(config.task.name, FLAGS.conditions)
+    envs.shifts.same_env(FLAGS.conditions)
   env = envs.make(config.task.name, **config.task.kwargs)
   params = pipeline.world_model_for(config, env).init(jax.random.key(0))
   print(f"device: {jax.devices()[0].device_kind} x{len(jax.devices())}; config {config.task.name} "
@@ -229,6 +270,8 @@ def main(argv):
       "b": ("throughput", lambda: throughput(config, params, [int(b) for b in FLAGS.batches], FLAGS.replans,
                                              FLAGS.repeats, FLAGS.reference_episodes)),
       "c": ("cem_flops", lambda: cem_flops(config, params, FLAGS.repeats, FLAGS.cem_batch)),
+      "e": ("conditions", lambda: condition_batching(config, params, FLAGS.conditions, FLAGS.condition_episodes,
+                                                     FLAGS.replans, FLAGS.repeats)),
   }
   for name in FLAGS.sections:
     key, fn = sections[name]

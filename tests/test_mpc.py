@@ -12,6 +12,9 @@ from adajepa_jax.envs import shifts
 from adajepa_jax.mpc import chunk_size, episode_keys, evaluate, make_episode, make_mesh, with_conditions
 
 SEEDS, EPISODES = 2, 2   # 4 episodes: divisible by the 2 host devices of conftest
+CONDITIONS = ("clean", "blur", "low_mass")
+BATCH_SIZE = 6           # the 3 x 4 episodes run in two chunks
+# tests/test_pipeline.py evaluates the same programs (conditions, episodes, chunks): compilation cache hits.
 
 
 @pytest.fixture(scope="module")
@@ -26,38 +29,60 @@ def setup():
 
 @pytest.fixture(scope="module")
 def results(setup):
+  """Frozen and adaptive: the 4 episodes under each of CONDITIONS, one sharded program each; and the first
+  episode alone through a clean-only adaptive program (fewer episodes than devices: one device)."""
   cfg, env, wm, params, keys = setup
   assert len(jax.devices()) == 2, "conftest should give 2 host devices"
-  out = {}
+  key_data, ids = with_conditions(keys, len(CONDITIONS))
+  out = {"ids": ids}
   for mode in ("frozen", "predlast+enclast"):
-    program = make_episode(env, wm, pipeline.mode_config(cfg, mode))
-    out[mode] = jax.tree.map(np.asarray, evaluate(program, params, keys, mesh=make_mesh()))
+    program = make_episode(env, wm, pipeline.mode_config(cfg, mode), CONDITIONS)
+    out[mode] = jax.tree.map(np.asarray, evaluate(program, params, key_data, ids, mesh=make_mesh(),
+                                                  batch_size=BATCH_SIZE))
   adaptive = make_episode(env, wm, pipeline.mode_config(cfg, "predlast+enclast"))
-  out["unsharded"] = jax.tree.map(np.asarray, evaluate(adaptive, params, keys, mesh=None))
+  out["single"] = jax.tree.map(np.asarray, evaluate(adaptive, params, keys[:1], mesh=make_mesh()))
   return out
 
 
 def test_result_shapes(setup, results):
   cfg, env, _, _, _ = setup
   r = results["predlast+enclast"]
-  n, replans = SEEDS * EPISODES, cfg.eval.replans
+  n, replans = len(CONDITIONS) * SEEDS * EPISODES, cfg.eval.replans
   chex.assert_shape(r.success_any, (n,))
   chex.assert_shape(r.states, (n, replans + 1, env.state_size))
   chex.assert_shape(r.frames, (n, replans + 1, env.image_size, env.image_size, 3))
   for name, v in r.per_replan.items():
     chex.assert_shape(v, (n, replans))
     assert np.all(np.isfinite(v)), name
+  np.testing.assert_array_equal(r.condition, results["ids"])
   # Reached-within-budget includes the final step.
   assert np.all(r.success_any >= r.success_final)
 
 
-def test_sharded_equals_unsharded(results):
-  sharded, single = results["predlast+enclast"], results["unsharded"]
+def test_sharded_mixed_equals_single_device_clean(results):
+  """Episode 0 (clean) of the sharded, chunked program mixing conditions equals the same episode run alone on
+  one device by a clean-only program."""
+  mixed, single = results["predlast+enclast"], results["single"]
+  chex.assert_shape(single.success_any, (1,))
+  sharded = jax.tree.map(lambda x: x[:1], mixed).replace(condition=single.condition)
   np.testing.assert_array_equal(sharded.success_any, single.success_any)
   np.testing.assert_array_equal(sharded.frames, single.frames)
   # The partitioned program may fuse and reassociate float ops differently (seen: 1e-4 relative in MJX
   # velocities); discrete outcomes and rendered frames above are exact, continuous values agree to 1e-3.
   chex.assert_trees_all_close(sharded, single, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["frozen", "predlast+enclast"])
+def test_conditions_apply_to_their_rows(results, mode):
+  """Every condition runs the same 4 scenes: blur rows see them blurred, low-mass rows run the lighter block."""
+  r, ids = results[mode], results["ids"]
+  clean, blur = (jax.tree.map(lambda x: x[ids == i], r) for i in (0, 1))
+  blurred = shifts.get("blur").apply_pixels   # deterministic: same scene -> same blurred image
+  np.testing.assert_array_equal(blur.goal_pixels, blurred(clean.goal_pixels, jax.random.key(0)))
+  np.testing.assert_array_equal(blur.frames[:, 0], blurred(clean.frames[:, 0], jax.random.key(0)))
+  np.testing.assert_array_equal(blur.states[:, 0], clean.states[:, 0])
+  np.testing.assert_allclose(r.task.mass_scale[ids == 2], 0.2)
+  np.testing.assert_allclose(r.task.mass_scale[ids != 2], 1.0)
 
 
 def test_adaptation_changes_only_what_follows_the_first_update(results):
@@ -115,35 +140,6 @@ def test_cached_trunk_features_match_re_encoding_pixels(setup):
   chex.assert_trees_all_close(cached.per_replan, pixels.per_replan, rtol=1e-4, atol=1e-5)
   chex.assert_trees_all_close(cached.states, pixels.states, rtol=1e-4, atol=1e-5)
   assert np.all(cached.per_replan["pred_error_after"] != cached.per_replan["pred_error_before"])
-
-
-def test_fewer_episodes_than_devices_run_on_one(setup, results):
-  cfg, env, wm, params, keys = setup
-  program = make_episode(env, wm, pipeline.mode_config(cfg, "predlast+enclast"))
-  one = jax.tree.map(np.asarray, evaluate(program, params, keys[:1], mesh=make_mesh()))
-  chex.assert_shape(one.success_any, (1,))
-  chex.assert_trees_all_close(one, jax.tree.map(lambda x: x[:1], results["unsharded"]), rtol=1e-3, atol=1e-4)
-
-
-def test_conditions_in_one_program_match_separate_programs(setup, results):
-  """Clean, blur and low-mass episodes mixed in one program (run in two chunks): the clean rows reproduce the
-  clean-only program; the blur rows see the same scenes blurred; the low-mass rows run the transformed task."""
-  cfg, env, wm, params, keys = setup
-  program = make_episode(env, wm, pipeline.mode_config(cfg, "frozen"), ["clean", "blur", "low_mass"])
-  key_data, ids = with_conditions(keys, 3)
-  mixed = jax.tree.map(np.asarray, evaluate(program, params, key_data, ids, mesh=make_mesh(), batch_size=6))
-  np.testing.assert_array_equal(mixed.condition, ids)
-  clean, blur = (jax.tree.map(lambda x: x[ids == i], mixed) for i in (0, 1))
-  separate = results["frozen"]
-  np.testing.assert_array_equal(clean.success_any, separate.success_any)
-  np.testing.assert_array_equal(clean.frames, separate.frames)
-  chex.assert_trees_all_close(clean.replace(condition=separate.condition), separate, rtol=1e-3, atol=1e-4)
-  blurred = shifts.get("blur").apply_pixels   # deterministic: same scene -> same blurred image
-  np.testing.assert_array_equal(blur.goal_pixels, blurred(clean.goal_pixels, jax.random.key(0)))
-  np.testing.assert_array_equal(blur.frames[:, 0], blurred(clean.frames[:, 0], jax.random.key(0)))
-  np.testing.assert_array_equal(blur.states[:, 0], clean.states[:, 0])
-  np.testing.assert_allclose(mixed.task.mass_scale[ids == 2], 0.2)
-  np.testing.assert_allclose(mixed.task.mass_scale[ids != 2], 1.0)
 
 
 def test_condition_ids_and_batch_size_are_checked(setup):

@@ -13,31 +13,36 @@ from adajepa_jax.configs import pusht
 from adajepa_jax.eval import pipeline
 
 MODES = ["frozen", "predlast+enclast"]
+CONDITIONS = ["clean", "blur", "low_mass"]   # as tests/test_mpc.py: the same programs (compilation cache hits)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
   cfg = pusht.get_config("tiny")
+  cfg.eval.batch_size = 6
   env = envs.make(cfg.task.name, **cfg.task.kwargs)
   params = pipeline.world_model_for(cfg, env).init(jax.random.key(0))
   workdir = str(tmp_path_factory.mktemp("eval"))
-  summaries = pipeline.evaluate_and_report(cfg, params, workdir, ["clean"], MODES, gifs=1, progress=False)
+  summaries = pipeline.evaluate_and_report(cfg, params, workdir, CONDITIONS, MODES, gifs=1, progress=False)
   return cfg, params, workdir, summaries
 
 
 def test_report_files(run):
   cfg, _, workdir, summaries = run
-  for name in ("success.csv", "success.md", "success_curve_clean.png", "gifs/clean__frozen_0.gif",
-               "results/clean__predlast+enclast.json"):
+  names = ["success.csv", "success.md"]
+  for c in CONDITIONS:
+    names += [f"success_curve_{c}.png", f"gifs/{c}__frozen_0.gif", f"results/{c}__predlast+enclast.json"]
+  for name in names:
     assert os.path.getsize(os.path.join(workdir, name)) > 0, name
   with open(os.path.join(workdir, "success.csv")) as f:
     rows = list(csv.DictReader(f))
-  assert [r["mode"] for r in rows] == MODES
+  assert [(r["condition"], r["mode"]) for r in rows] == [(c, m) for c in CONDITIONS for m in MODES]
   for row, s in zip(rows, summaries):
     assert int(row["episodes"]) == cfg.eval.seeds * cfg.eval.episodes
     assert float(row["success_any_mean"]) == pytest.approx(s["success_any"]["mean"])
     assert 0.0 <= float(row["success_any_mean"]) <= 100.0
     assert len(s["curve"]) == cfg.eval.replans
+    assert s["evaluated_with"] == CONDITIONS   # one program per mode ran the three conditions
 
 
 def test_resume_skips_finished_runs(run, monkeypatch):
@@ -47,7 +52,7 @@ def test_resume_skips_finished_runs(run, monkeypatch):
     raise AssertionError("a finished (condition, mode) was evaluated again")
 
   monkeypatch.setattr(pipeline, "run_conditions", fail)
-  again = pipeline.evaluate_and_report(cfg, params, workdir, ["clean"], MODES, progress=False)
+  again = pipeline.evaluate_and_report(cfg, params, workdir, CONDITIONS, MODES, progress=False)
   assert json.dumps(again, sort_keys=True) == json.dumps(summaries, sort_keys=True)
 
 
