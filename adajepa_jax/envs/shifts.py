@@ -254,10 +254,15 @@ def same_env(conditions):
 
 def group_by_env(names):
   """Splits condition names into lists that build the same env (equal env kwargs), in first-seen order."""
-  groups = {}
+  groups = []
   for name in names:
-    groups.setdefault(repr(sorted(get(name).env_kwargs.items())), []).append(name)
-  return list(groups.values())
+    kwargs = dict(get(name).env_kwargs)
+    match = [g for g in groups if dict(get(g[0]).env_kwargs) == kwargs]
+    if match:
+      match[0].append(name)
+    else:
+      groups.append([name])
+  return groups
 
 
 def applicable(task_name):

@@ -132,6 +132,7 @@ def make_episode(env, wm, cfg, conditions=None, record_frames=True) -> EpisodePr
     """conditions[index].<method>(*args) for a traced index."""
     fns = [getattr(c, method) for c in conditions]
     return fns[0](*args) if len(fns) == 1 else jax.lax.switch(index, fns, *args)
+
   fs, hist = cfg.data.frameskip, cfg.data.history
   horizon, replans = cfg.plan.horizon, cfg.eval.replans
   env_a = env.action_size
