@@ -12,7 +12,9 @@
 (d) compile time of the episode program, cold (empty persistent cache) and warm (cache hit);
 (e) shift conditions that share an env (--conditions), adaptive: one program per condition vs one program
     for all (`make_episode(..., conditions)`): first call (compile + run) and steady-state seconds to evaluate
-    the same --condition_episodes episodes under every condition.
+    the same --condition_episodes episodes under every condition;
+(f) the training step: windows/s and encoded frames/s at the config's batch size, and its FLOP/s (XLA's cost
+    analysis of the jitted step) as a fraction of a plain matmul's FLOP/s, measured side by side.
 Timed alternatives are called in turn (A B A B ...) so that drift in machine load affects them alike; the
 median of --repeats calls is reported. Weights are a fresh init (timings do not depend on trained values).
 Runs with the project's XLA:CPU flags (`utils.add_xla_flags`: fusion settings and one host device per
@@ -45,7 +47,7 @@ flags.DEFINE_integer("gd_steps", 100, "GD steps (the paper's 100).")
 flags.DEFINE_integer("cem_batch", 8, "Episodes whose CEM plans are vmapped together in (c).")
 flags.DEFINE_list("conditions", ["clean", "blur", "high_damping"], "Shift conditions for (e).")
 flags.DEFINE_integer("condition_episodes", 8, "Episodes per condition in (e).")
-SECTIONS = ("d", "a", "b", "c", "e")
+SECTIONS = ("d", "a", "b", "c", "e", "f")
 flags.DEFINE_list("sections", list(SECTIONS), "Which parts to run (d needs a cold cache: run it first).")
 flags.DEFINE_bool("xla_defaults", False, "Run without the project's XLA:CPU flags (utils.add_xla_flags).")
 
@@ -192,6 +194,42 @@ def cem_flops(config, params, repeats, batch):
   return out
 
 
+def train_step_speed(config, repeats):
+  """(f): windows/s, frames/s and FLOP/s of one jitted training step (the config's batch, loss and optimiser)
+  vs a matmul of similar FLOPs; data are random frames of the loader's batch structure."""
+  from adajepa_jax import envs
+  from adajepa_jax.eval import pipeline
+  from adajepa_jax.training import train
+  env = envs.make(config.task.name, **config.task.kwargs)
+  wm = pipeline.world_model_for(config, env)
+  tx = train.make_optimizer(config.train)
+  state = train.create_train_state(wm, tx, jax.random.key(0))
+  b, h, img = config.train.batch_size, config.data.history, env.image_size
+  k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
+  batch = {"pixels": jax.random.randint(k1, (b, h + 1, img, img, 3), 0, 256).astype(jnp.uint8),
+           "proprio": jax.random.normal(k2, (b, h + 1, env.proprio_size)),
+           "actions": jax.random.uniform(k3, (b, h, wm.action_size), minval=-1, maxval=1)}
+  step = jax.jit(train.make_train_step(wm, config.train, tx))
+  cost = step.lower(state, batch).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost.get("flops", 0.0))
+  n = max(64, int(round((flops / 2) ** (1 / 3))))
+  a = jax.random.normal(jax.random.key(2), (n, n))
+  matmul = jax.jit(lambda x: x @ x)
+  _block(step(state, batch))
+  _block(matmul(a))
+  t = median_times({"train": lambda: step(state, batch), "matmul": functools.partial(matmul, a)}, repeats)
+  out = {"batch": b, "frames_per_window": h + 1, "seconds": t["train"], "windows_per_s": b / t["train"],
+         "frames_per_s": b * (h + 1) / t["train"], "flops": flops, "flops_per_s": flops / t["train"],
+         "matmul_n": n, "matmul_flops_per_s": 2 * n ** 3 / t["matmul"]}
+  out["ratio"] = out["flops_per_s"] / out["matmul_flops_per_s"]
+  print(f"(f) train step, batch {b} x {h + 1} frames at {img} px: {t['train'] * 1e3:.1f} ms = "
+        f"{out['windows_per_s']:.0f} windows/s, {out['frames_per_s']:.0f} frames/s; {flops / 1e9:.2f} GFLOP "
+        f"-> {out['flops_per_s'] / 1e9:.1f} GFLOP/s; matmul {n}x{n}: {out['matmul_flops_per_s'] / 1e9:.1f} "
+        f"GFLOP/s; ratio {out['ratio']:.2f}")
+  return out
+
+
 def compile_times(config, params, replans):
   """(d): lower+compile seconds of the batched adaptive episode program, cold cache then cache hit."""
   from adajepa_jax.mpc import episode_keys
@@ -272,6 +310,7 @@ def main(argv):
       "c": ("cem_flops", lambda: cem_flops(config, params, FLAGS.repeats, FLAGS.cem_batch)),
       "e": ("conditions", lambda: condition_batching(config, params, FLAGS.conditions, FLAGS.condition_episodes,
                                                      FLAGS.replans, FLAGS.repeats)),
+      "f": ("train_step", lambda: train_step_speed(config, FLAGS.repeats)),
   }
   for name in FLAGS.sections:
     key, fn = sections[name]

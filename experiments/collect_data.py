@@ -25,13 +25,17 @@ _SEED = flags.DEFINE_integer("seed", 0, "Data seed.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Rendered image side in pixels.")
 _SHARD = flags.DEFINE_integer("shard_episodes", 250, "Episodes per shard (one shard in memory at a time).")
 _SHEET = flags.DEFINE_integer("sheet_episodes", 6, "Episodes (rows) in the PNG contact sheet.")
+_EXPERT = flags.DEFINE_float("expert_fraction", None, "Fraction of expert-policy episodes (default: the "
+                             "config's data.expert_fraction; without --config 0.5 for push tasks, else 0).")
 
 
 def _settings():
-  """Resolves (task, env kwargs, episodes, length, seed, shard_episodes) from --config and explicit flags."""
+  """Resolves (task, env kwargs, episodes, length, seed, shard_episodes, expert_fraction) from --config and
+  explicit flags."""
   cfg = _CONFIG.value
   task, kwargs = _TASK.value, {"image_size": _IMAGE_SIZE.value}
   episodes, length, seed, shard = _EPISODES.value, _LENGTH.value, _SEED.value, _SHARD.value
+  expert = _EXPERT.value if _EXPERT.value is not None else (0.5 if task.startswith("push") else 0.0)
   if cfg is not None:
     task = cfg.task.name if not flags.FLAGS["task"].present else task
     kwargs = dict(cfg.task.kwargs.to_dict(), **({"image_size": _IMAGE_SIZE.value}
@@ -41,36 +45,21 @@ def _settings():
     length = pick("length", length, cfg.data.length)
     seed = pick("seed", seed, cfg.data.seed)
     shard = pick("shard_episodes", shard, cfg.data.shard_episodes)
+    expert = _EXPERT.value if _EXPERT.value is not None else cfg.data.expert_fraction
   if _SHAPES.value:
     kwargs["shapes"] = tuple(_SHAPES.value)
-  return task, kwargs, episodes, length, seed, shard
-
-
-def contact_sheet(pixels, columns=8):
-  """uint8[E, T+1, H, W, 3] -> one uint8 image: a row per episode, `columns` frames evenly spaced in time."""
-  import numpy as np
-
-  e, t1, h, w, _ = pixels.shape
-  idx = np.linspace(0, t1 - 1, min(columns, t1)).round().astype(int)
-  gap = 2
-  sheet = np.full((e * (h + gap) + gap, len(idx) * (w + gap) + gap, 3), 255, np.uint8)
-  for r in range(e):
-    for c, t in enumerate(idx):
-      y, x = gap + r * (h + gap), gap + c * (w + gap)
-      sheet[y:y + h, x:x + w] = pixels[r, t]
-  return sheet
+  return task, kwargs, episodes, length, seed, shard, expert
 
 
 def main(argv):
   del argv
   utils.setup_runtime()
-  import imageio.v2 as imageio
   from tqdm import tqdm
 
   from adajepa_jax import envs
-  from adajepa_jax.data import collect, storage
+  from adajepa_jax.data import collect
 
-  task, kwargs, episodes, length, seed, shard = _settings()
+  task, kwargs, episodes, length, seed, shard, expert = _settings()
   env = envs.make(task, **kwargs)
   data_dir = os.path.join(_WORKDIR.value, "data")
   with tqdm(total=-(-episodes // min(shard, episodes)), desc=f"collect {task}", unit="shard") as bar:
@@ -78,11 +67,9 @@ def main(argv):
         env, data_dir, episodes, length, seed=seed, shard_episodes=shard,
         manifest_extra=dict(task=task, kwargs={k: list(v) if isinstance(v, tuple) else v
                                                for k, v in kwargs.items()}),
-        progress=lambda i, n: bar.update(1))
-  first = storage.open_shard(os.path.join(data_dir, manifest["shards"][0]["file"]))
-  rows = min(_SHEET.value, first["pixels"].shape[0])
-  sheet_path = os.path.join(_WORKDIR.value, "contact_sheet.png")
-  imageio.imwrite(sheet_path, contact_sheet(first["pixels"][:rows]))
+        progress=lambda i, n: bar.update(1), expert_fraction=expert)
+  sheet_path = collect.write_contact_sheet(data_dir, os.path.join(_WORKDIR.value, "contact_sheet.png"),
+                                           _SHEET.value)
   contact = manifest["contact_fraction"]
   print(f"wrote {manifest['collected_episodes']} episodes x {length} steps in {len(manifest['shards'])} "
         f"shards to {data_dir} ({manifest['seconds']:.1f} s)")

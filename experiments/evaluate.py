@@ -30,6 +30,8 @@ flags.DEFINE_string("buffer", None, "Adaptation buffer: recent | hard | none | u
 flags.DEFINE_float("adapt_lr_scale", None, "Multiplies both adaptation learning rates.")
 flags.DEFINE_integer("adapt_steps", None, "Gradient steps per replan (U).")
 flags.DEFINE_integer("gifs", 2, "Episodes per run written as GIFs.")
+flags.DEFINE_string("set", "", "Config overrides on top of the checkpoint's config, e.g. "
+                    "'plan.proprio_weight=100.0,eval.seed=1' (applied before the flags above).")
 flags.mark_flags_as_required(["checkpoint", "workdir"])
 
 
@@ -59,8 +61,9 @@ def main(argv):
   from adajepa_jax.eval import pipeline
   from adajepa_jax.training import checkpoint
 
+  from adajepa_jax.configs import base
   params, config = checkpoint.load_world_model(FLAGS.checkpoint)
-  config = apply_overrides(config)
+  config = apply_overrides(base.apply_overrides(config, base.parse_overrides(FLAGS.set)))
   os.makedirs(FLAGS.workdir, exist_ok=True)
   with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:
     json.dump(config.to_dict(), f, indent=1, default=str)

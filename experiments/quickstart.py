@@ -2,6 +2,13 @@
 
   python experiments/quickstart.py --workdir=workdirs/quickstart          # (or: make demo)
 
+The default task is PointMaze-Medium under its dynamics shift (clean vs high damping): at CPU scale it is the
+task whose frozen model plans well within the quickstart's 20-minute budget. PushT (the longer run, about
+45 minutes, RESULTS.md section 2):
+  python experiments/quickstart.py --config=adajepa_jax/configs/pusht.py:cpu --config.data.episodes=2000 \
+      --config.train.steps=8000 --config.train.curvature_weight=0.1 --config.plan.proprio_weight=100.0 \
+      --shifts=clean --eval_episodes=50 --workdir=workdirs/pusht
+
 Every stage resumes: data shards, training checkpoints and finished evaluation runs are reused when the
 command is run again, so an interruption loses at most the stage in flight. Writes under --workdir:
   data/            offline shards, manifest.json, contact_sheet.png
@@ -20,9 +27,9 @@ from ml_collections import config_flags
 from adajepa_jax import utils
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", "adajepa_jax/configs/pusht.py:cpu", "Run config.")
+config_flags.DEFINE_config_file("config", "adajepa_jax/configs/pointmaze.py:cpu", "Run config.")
 flags.DEFINE_string("workdir", "workdirs/quickstart", "Run folder.")
-flags.DEFINE_list("shifts", ["clean", "blur"], "Shift conditions to evaluate.")
+flags.DEFINE_list("shifts", ["clean", "high_damping"], "Shift conditions to evaluate.")
 flags.DEFINE_list("modes", ["frozen", "predlast+enclast"], "'frozen' and/or adaptation specs.")
 flags.DEFINE_integer("eval_episodes", 20, "Evaluation episodes per seed (the paper: 50).")
 flags.DEFINE_integer("eval_seeds", 3, "Evaluation seeds (the paper: 3).")
@@ -38,10 +45,13 @@ def _collect(config, data_dir):
     def progress(i, n):
       bar.total = n
       bar.update(1)
-    return collect.collect_to_dir(
+    manifest = collect.collect_to_dir(
         env, data_dir, config.data.episodes, config.data.length, seed=config.data.seed,
         shard_episodes=config.data.shard_episodes, progress=progress,
+        expert_fraction=config.data.expert_fraction,
         manifest_extra=dict(task=config.task.name, kwargs=config.task.kwargs.to_dict()))
+  collect.write_contact_sheet(data_dir, os.path.join(os.path.dirname(data_dir), "contact_sheet.png"))
+  return manifest
 
 
 def _report(workdir, config, manifest, evidence, success_md, timings):
@@ -66,9 +76,15 @@ def _report(workdir, config, manifest, evidence, success_md, timings):
       f"mean {ev.get('z_std_mean', float('nan')):.4f}",
       f"- linear probe R^2 latent -> state: {probe.get('r2_mean', float('nan')):.3f} "
       f"({', '.join(f'{k} {v:.2f}' for k, v in probe.get('r2', {}).items())})",
+      f"Evidence is computed on the checkpoint evaluation loads (step {ev.get('checkpoint_step', '?')}). "
       "Files: `evidence.json`, `metrics.csv`, `checkpoints/`.", "",
       "## Frozen vs adaptive MPC (success %, mean ± 95% CI over seeds)",
-      "`success_any` = reached at any chunk within the budget; `success_final` = at the last step.", "",
+      "`success_any` = reached at any chunk within the budget; `success_final` = at the last step. "
+      "`diff_vs_frozen` = paired difference on the same episodes (mean over seeds of the per-seed mean "
+      "differences ± its 95% t-interval over seeds); `diff_boot95` = paired bootstrap 95% interval over "
+      "episodes. Budget = replans x chunks of " + f"{config.data.frameskip} env steps. Adaptation learning "
+      f"rates: predictor {config.adapt.lr_predictor:g}, encoder {config.adapt.lr_encoder:g} (training: "
+      f"{config.train.lr_predictor:g}, {config.train.lr_encoder:g}).", "",
       success_md, "",
       "Curves: " + ", ".join(f"`eval/success_curve_{s}.png`" for s in FLAGS.shifts) + "; GIFs: `eval/gifs/`.",
       "", "## Wall time (s)", "", "| stage | seconds |", "|---|---|",

@@ -25,10 +25,23 @@ def env():
 def data_dir(env, tmp_path_factory):
   out = str(tmp_path_factory.mktemp("data"))
   calls = []
-  collect.collect_to_dir(env, out, EPISODES, LENGTH, seed=3, shard_episodes=SHARD,
+  collect.collect_to_dir(env, out, EPISODES, LENGTH, seed=3, shard_episodes=SHARD, expert_fraction=0.5,
                          manifest_extra=dict(task="pushobj"), progress=lambda i, n: calls.append((i, n)))
   assert calls == [(0, 2), (1, 2)]
   return out
+
+
+def test_expert_and_exploration_episodes_mix(data_dir, tmp_path):
+  """A data mix: some episodes follow the expert-like pusher, the others explore; the sheet shows both."""
+  expert = np.concatenate([_load(os.path.join(data_dir, s["file"]))["expert"]
+                           for s in storage.read_manifest(data_dir)["shards"]])
+  assert 0 < expert.sum() < EPISODES
+  assert storage.read_manifest(data_dir)["expert_episode_fraction"] == pytest.approx(expert.mean())
+  sheet = collect.write_contact_sheet(data_dir, str(tmp_path / "sheet.png"), rows=4)
+  import imageio.v2 as imageio
+  assert imageio.imread(sheet).shape[0] == 4 * (IMAGE + 2) + 2
+  with pytest.raises(ValueError, match="expert_fraction"):
+    collect.make_collect(envs.make("pointmaze_umaze", image_size=IMAGE), 5, expert_fraction=0.5)
 
 
 def _load(path):
@@ -57,17 +70,17 @@ def test_exploration_makes_contact(data_dir):
 
 def test_same_seed_gives_identical_data(env, data_dir, tmp_path):
   again = str(tmp_path / "again")
-  collect.collect_to_dir(env, again, EPISODES, LENGTH, seed=3, shard_episodes=SHARD,
+  collect.collect_to_dir(env, again, EPISODES, LENGTH, seed=3, shard_episodes=SHARD, expert_fraction=0.5,
                          manifest_extra=dict(task="pushobj"))
   for name in ("shard_00000.npz", "shard_00001.npz"):
     a, b = _load(os.path.join(data_dir, name)), _load(os.path.join(again, name))
     for k in storage.SHARD_KEYS:
       np.testing.assert_array_equal(a[k], b[k])
   # The shard is exactly the jitted program on the first keys; another seed gives other data.
-  direct = collect.collect(env, collect.episode_keys(3, EPISODES)[:SHARD], LENGTH)
+  direct = collect.collect(env, collect.episode_keys(3, EPISODES)[:SHARD], LENGTH, expert_fraction=0.5)
   first = _load(os.path.join(data_dir, "shard_00000.npz"))
   np.testing.assert_array_equal(np.asarray(direct["actions"]), first["actions"])
-  other = collect.collect(env, collect.episode_keys(4, EPISODES)[:SHARD], LENGTH)
+  other = collect.collect(env, collect.episode_keys(4, EPISODES)[:SHARD], LENGTH, expert_fraction=0.5)
   assert not np.array_equal(np.asarray(other["actions"]), np.asarray(direct["actions"]))
 
 
@@ -128,7 +141,7 @@ def test_batches_and_seeded_split(data_dir):
 def test_resume_keeps_written_shards(env, data_dir):
   before = os.path.getmtime(os.path.join(data_dir, "shard_00000.npz"))
   m = collect.collect_to_dir(env, data_dir, EPISODES, LENGTH, seed=3, shard_episodes=SHARD,
-                             manifest_extra=dict(task="pushobj"))
+                             expert_fraction=0.5, manifest_extra=dict(task="pushobj"))
   assert os.path.getmtime(os.path.join(data_dir, "shard_00000.npz")) == before and m["complete"]
 
 

@@ -92,6 +92,48 @@ def test_goals_are_reachable_pushes(mixed):
   assert np.mean(moved > 1e-3) > 0.5
   np.testing.assert_array_equal(mixed.metrics["success"], 0.0)   # the goal needs pushing from the start
   assert not np.array_equal(mixed.obs["pixels"], mixed.info["goal_obs"]["pixels"])
+  np.testing.assert_array_equal(mixed.info["goal_contact"], 1.0)  # expert segments are filtered for contact
+
+
+def test_expert_goals_are_near_and_explore_goals_far():
+  """The default goal rule replays the expert-like pusher (goals ~25 reference units of block motion); the
+  `explore` rule keeps the old, far goals (25 exploration steps)."""
+  def block_motion(rule):
+    e = envs.make("pusht", image_size=IMAGE, goal_rule=rule)
+    st = jax.jit(jax.vmap(e.reset))(jax.random.split(jax.random.key(5), 16))
+    moved = np.linalg.norm(np.asarray(st.info["goal_state"][:, 2:4] - st.info["state"][:, 2:4]), axis=-1)
+    return np.median(moved) / push.SCALE, np.mean(np.asarray(st.info["goal_contact"]))
+  expert, contact = block_motion("expert")
+  explore, _ = block_motion("explore")
+  assert 5.0 < expert < 80.0 and contact >= 0.9
+  assert explore > 2 * expert
+  with pytest.raises(ValueError, match="goal_rule.*expert, explore"):
+    envs.make("pusht", goal_rule="demo")
+
+
+def test_expert_pushes_the_block_towards_its_target(env, mixed):
+  def run(state):
+    def body(c, k):
+      s, prev = c
+      a = env.expert_action(k, s, prev)
+      return (env.step(s, a), a), None
+    (end, _), _ = jax.lax.scan(body, (state, jnp.zeros(2)), jax.random.split(jax.random.key(2), 40))
+    return end
+  end = jax.jit(jax.vmap(run))(mixed)
+  dist = lambda st: np.linalg.norm(np.asarray(st.info["state"][:, 2:4] - st.info["expert_target"][:, :2]), axis=-1)
+  assert np.mean(dist(end)) < np.mean(dist(mixed)) - 0.1   # 10+ reference units closer on average
+
+
+def test_symmetric_shapes_and_symmetry_aware_success(env):
+  assert [shapes.symmetry_order(shapes.get(n)) for n in ("T", "L", "Z", "+", "I", "smallT", "square")] == [
+      1, 1, 2, 4, 2, 1, 4]
+  goal = jnp.array([2.0, 2.0, 2.5, 2.5, 0.3, 0.0, 0.0])
+  quarter, half = goal.at[4].add(jnp.pi / 2), goal.at[4].add(jnp.pi)
+  assert float(env.success(quarter, goal)) == 0.0 and float(env.success(half, goal)) == 0.0
+  assert [float(env.success(quarter, goal, k)) for k in (1, 2, 4)] == [0.0, 0.0, 1.0]
+  assert [float(env.success(half, goal, k)) for k in (1, 2, 4)] == [0.0, 1.0, 1.0]
+  square = env.with_shape(env.task_for_shape(0), "square")
+  assert int(square.symmetry) == 4 and int(env.task_for_shape(0).symmetry) == 1
 
 
 def test_pushing_moves_block_and_untouched_block_stays(env, programs, mixed):

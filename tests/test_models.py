@@ -138,6 +138,16 @@ def test_predictor_is_frame_causal_and_masks_padding():
   only_last = jnp.array([[False, False, True]] * B)
   padded = wm.rollout(params, z.at[:, :-1].set(0.0), jnp.zeros((B, HIST - 1, A)), plan, valid=only_last)
   chex.assert_trees_all_close(short, padded, atol=1e-5)
+  # The first prediction from one frame of context is the trained one: output 0 of a full teacher-forced
+  # window (the frame sits in the first positional slot, as in every training window).
+  teacher = wm.predict(params, jnp.concatenate([z[:, -1:], z[:, :-1]], 1), jnp.concatenate([plan[:, :1],
+                                                                                           a[:, 1:]], 1))
+  chex.assert_trees_all_close(short[:, 0], teacher[:, 0], atol=1e-5)
+  # Two real frames after one pad: the same as the first two slots of a full window.
+  two = wm.rollout(params, z[:, 1:], a[:, 1:2], plan)
+  teacher2 = wm.predict(params, jnp.concatenate([z[:, 1:], z[:, :1]], 1),
+                        jnp.concatenate([a[:, 1:2], plan[:, :1], a[:, :1]], 1))
+  chex.assert_trees_all_close(two[:, 0], teacher2[:, 1], atol=1e-5)
 
 
 @pytest.mark.parametrize("elementwise", [True, False])

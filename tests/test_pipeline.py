@@ -10,7 +10,7 @@ import pytest
 
 from adajepa_jax import envs
 from adajepa_jax.configs import pusht
-from adajepa_jax.eval import pipeline
+from adajepa_jax.eval import metrics, pipeline
 
 MODES = ["frozen", "predlast+enclast"]
 CONDITIONS = ["clean", "blur", "low_mass"]   # as tests/test_mpc.py: the same programs (compilation cache hits)
@@ -43,6 +43,13 @@ def test_report_files(run):
     assert 0.0 <= float(row["success_any_mean"]) <= 100.0
     assert len(s["curve"]) == cfg.eval.replans
     assert s["evaluated_with"] == CONDITIONS   # one program per mode ran the three conditions
+    assert len(s["episodes"]["success_any"]) == cfg.eval.seeds * cfg.eval.episodes
+    assert set(s["final_error_p50"]) >= {"agent_error", "block_error", "angle_error"}
+    if s["mode"] != "frozen":   # the paired difference against frozen on the same episodes
+      f = next(x for x in summaries if x["condition"] == s["condition"] and x["mode"] == "frozen")
+      expected = metrics.paired_difference(s["episodes"]["success_any"], f["episodes"]["success_any"],
+                                           cfg.eval.seeds)
+      assert float(row["diff_vs_frozen_mean"]) == pytest.approx(expected["mean"])
 
 
 def test_resume_skips_finished_runs(run, monkeypatch):

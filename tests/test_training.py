@@ -109,8 +109,10 @@ def test_run_outputs_and_load_world_model(full_run, data):
   chex.assert_trees_all_equal(params, summary["params"])
   assert cfg.checkpoint_meta["dataset_fingerprint"] == data[0].fingerprint
   assert cfg.model.latent_dim == _config().model.latent_dim
-  best_params, _ = checkpoint.load_world_model(workdir)      # workdir -> checkpoints/best
+  best_params, best_cfg = checkpoint.load_world_model(workdir)      # workdir -> checkpoints/best
   assert jax.tree.structure(best_params) == jax.tree.structure(params)
+  # The evidence describes the checkpoint evaluation loads (best), whatever the final step.
+  assert ev["checkpoint_step"] == best_cfg.checkpoint_meta["step"]
 
 
 def test_mismatched_config_raises(full_run, data):

@@ -1,4 +1,5 @@
 """Runtime setup: the XLA flags it adds."""
+import pytest
 import os
 
 import jax
@@ -21,3 +22,19 @@ def test_host_device_flag_counts_cores():
   name, count = flag.split("=")
   assert name == "--xla_force_host_platform_device_count"
   assert 1 <= int(count) <= min(utils.MAX_HOST_DEVICES, os.cpu_count())
+
+
+def test_config_overrides():
+  from adajepa_jax.configs import base, pusht
+  cfg = pusht.get_config("tiny")
+  o = base.parse_overrides("plan.proprio_weight=100.0, plan.planner='gd',task.kwargs.goal_rule='explore'")
+  assert o == {"plan.proprio_weight": 100.0, "plan.planner": "gd", "task.kwargs.goal_rule": "explore"}
+  new = base.apply_overrides(cfg, o)
+  assert new.plan.proprio_weight == 100.0 and new.plan.planner == "gd" and new.task.kwargs.goal_rule == "explore"
+  assert cfg.plan.planner == "cem"                      # the original is untouched
+  with pytest.raises(ValueError, match="valid keys there: .*proprio_weight"):
+    base.apply_overrides(cfg, {"plan.proprio_wieght": 1.0})
+  with pytest.raises(ValueError, match="no section 'plann'"):
+    base.apply_overrides(cfg, {"plann.x": 1})
+  with pytest.raises(ValueError, match="not a Python literal"):
+    base.parse_overrides("plan.planner=gd")

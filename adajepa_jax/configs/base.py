@@ -7,6 +7,8 @@ Task files (`pusht.py`, `pushobj.py`, `pointmaze.py`) compose these and apply a 
 (`cpu`: runs here in minutes; `tiny`: tests; `paper`: the authors' scale, for accelerators).
 Select one from the command line as `--config=adajepa_jax/configs/pusht.py:cpu`.
 """
+import ast
+
 import ml_collections
 
 SCALES = ("tiny", "cpu", "paper")
@@ -28,6 +30,7 @@ def data_config():
   c.frameskip = 5           # env actions per model step
   c.history = 3             # context frames of the predictor
   c.val_fraction = 0.05
+  c.expert_fraction = 0.0   # episodes that follow the task's expert policy (PushT/PushObj configs: 0.5)
   return c
 
 
@@ -152,3 +155,37 @@ def apply_scale(c, scale):
                    checkpoint_every=2000, warmup_steps=1000)
     c.eval.update(replans=20, episodes=50, seeds=3)
   return c
+
+
+def parse_overrides(text):
+  """'plan.proprio_weight=10.0,plan.planner="gd"' -> {'plan.proprio_weight': 10.0, 'plan.planner': 'gd'}.
+
+  Values are Python literals (quote strings); ValueError names a malformed item.
+  """
+  overrides = {}
+  for item in filter(None, (i.strip() for i in text.split(","))):
+    key, eq, value = item.partition("=")
+    if not eq or not key.strip():
+      raise ValueError(f"Malformed override {item!r}; expected section.key=value")
+    try:
+      overrides[key.strip()] = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+      raise ValueError(f"Override {item!r}: {value.strip()!r} is not a Python literal (quote strings)") from None
+  return overrides
+
+
+def apply_overrides(config, overrides):
+  """A copy of `config` with dotted-key overrides ({'plan.proprio_weight': 10.0}); an unknown key raises
+  ValueError naming the valid keys at that level (`task.kwargs` accepts new env kwargs)."""
+  cfg = ml_collections.ConfigDict(config.to_dict())
+  for key, value in overrides.items():
+    *path, leaf = key.split(".")
+    node = cfg
+    for p in path:
+      if p not in node:
+        raise ValueError(f"Unknown config key {key!r}: no section {p!r}; valid: {', '.join(node.keys())}")
+      node = node[p]
+    if leaf not in node and path != ["task", "kwargs"]:
+      raise ValueError(f"Unknown config key {key!r}; valid keys there: {', '.join(node.keys())}")
+    node[leaf] = value
+  return cfg

@@ -4,5 +4,6 @@ from adajepa_jax.configs import base
 
 def get_config(scale="cpu"):
   c = base.base_config()
+  c.data.expert_fraction = 0.5   # half expert-like pushes towards a target pose, half exploration
   c.task.name = "pusht"
   return base.apply_scale(c, scale)

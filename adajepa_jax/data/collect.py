@@ -1,7 +1,8 @@
 """Offline data collection: one jitted program (vmap over episodes, `lax.scan` over steps) per shard.
 
-The exploration policy is the task's `explore_action` (PushT/PushObj: scripted pushes towards the block with
-noise; mazes: random with momentum). `collect_to_dir` writes shards one at a time, so the whole dataset is
+The behaviour policy is the task's `explore_action` (PushT/PushObj: scripted pushes towards the block with
+noise; mazes: random with momentum) or, for a fraction `expert_fraction` of the episodes, its
+`expert_action` (PushT/PushObj: the expert-like pusher driving the block towards a target pose). `collect_to_dir` writes shards one at a time, so the whole dataset is
 never held in memory, and records the fraction of episodes whose block was touched.
 
 Example:
@@ -30,25 +31,36 @@ def task_id(task):
   return jnp.int32(0)
 
 
-def make_collect(env, length):
+def make_collect(env, length, expert_fraction=0.0):
   """Builds the jitted collection program for `env` and `length` env steps per episode.
+
+  Each episode follows `env.expert_action` with probability `expert_fraction`, else `env.explore_action`.
 
   Returns:
     collect(keys u32[E, 2] or typed keys [E]) -> dict with pixels uint8[E, T+1, H, W, 3],
-    proprio f32[E, T+1, P], actions f32[E, T, A], states f32[E, T+1, S], task_ids i32[E] and
-    contact f32[E] (1 if the task reported contact at any step; NaN if it does not report contact).
+    proprio f32[E, T+1, P], actions f32[E, T, A], states f32[E, T+1, S], task_ids i32[E],
+    contact f32[E] (1 if the task reported contact at any step; NaN if it does not report contact) and
+    expert bool[E] (the episode followed the expert policy).
   """
   if int(length) < 1:
     raise ValueError(f"length must be >= 1 env steps, got {length!r}")
   length = int(length)
+  expert_fraction = float(expert_fraction)
+  if not 0.0 <= expert_fraction <= 1.0:
+    raise ValueError(f"expert_fraction must be in [0, 1], got {expert_fraction!r}")
+  if expert_fraction > 0 and not hasattr(env, "expert_action"):
+    raise ValueError(f"{type(env).__name__} has no expert_action; use expert_fraction=0")
 
   def episode(key):
-    k_reset, k_act = jax.random.split(key)
+    k_reset, k_act, k_mix = jax.random.split(key, 3)
     s0 = env.reset(k_reset)
+    expert = jax.random.uniform(k_mix) < expert_fraction
 
     def body(carry, k):
       state, prev = carry
       action = env.explore_action(k, state, prev)
+      if expert_fraction > 0:
+        action = jnp.where(expert, env.expert_action(k, state, prev), action)
       nxt = env.step(state, action)
       contact = nxt.metrics.get("contact", jnp.float32(jnp.nan))
       return (nxt, action), (nxt.obs, nxt.info["state"], action, contact)
@@ -63,19 +75,20 @@ def make_collect(env, length):
         "states": cat(s0.info["state"], states),
         "task_ids": task_id(s0.info["task"]),
         "contact": jnp.max(contact),
+        "expert": expert,
     }
 
   return jax.jit(jax.vmap(episode))
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_collect(env, length):
-  return make_collect(env, length)
+def _cached_collect(env, length, expert_fraction=0.0):
+  return make_collect(env, length, expert_fraction)
 
 
-def collect(env, keys, length):
-  """Collects one batch of episodes (see `make_collect`); the jitted program is cached per (env, length)."""
-  return _cached_collect(env, int(length))(keys)
+def collect(env, keys, length, expert_fraction=0.0):
+  """Collects one batch of episodes (see `make_collect`); the jitted program is cached per settings."""
+  return _cached_collect(env, int(length), float(expert_fraction))(keys)
 
 
 def episode_keys(seed, episodes):
@@ -84,7 +97,7 @@ def episode_keys(seed, episodes):
 
 
 def collect_to_dir(env, data_dir, episodes, length, seed=0, shard_episodes=250, manifest_extra=None,
-                   progress=None):
+                   progress=None, expert_fraction=0.0):
   """Collects `episodes` episodes into shards under `data_dir`, one shard in memory at a time.
 
   Args:
@@ -95,6 +108,7 @@ def collect_to_dir(env, data_dir, episodes, length, seed=0, shard_episodes=250, 
     shard_episodes: episodes per shard (the last shard may hold fewer).
     manifest_extra: JSON-serialisable dict stored in the manifest (e.g. task name and kwargs).
     progress: optional callable(shard_index, num_shards) called after each shard (e.g. a tqdm update).
+    expert_fraction: fraction of episodes that follow the task's expert policy (see `make_collect`).
 
   Returns:
     The manifest dict (also written to `data_dir/manifest.json`).
@@ -105,6 +119,8 @@ def collect_to_dir(env, data_dir, episodes, length, seed=0, shard_episodes=250, 
   shard_episodes = min(shard_episodes, episodes)
   config = dict(manifest_extra or {}, episodes=episodes, length=length, seed=int(seed),
                 shard_episodes=shard_episodes, image_size=int(env.image_size))
+  if expert_fraction:
+    config["expert_fraction"] = float(expert_fraction)   # absent when 0: old manifests keep their fingerprint
   fp = storage.fingerprint(config)
   try:
     previous = storage.read_manifest(data_dir)
@@ -116,7 +132,7 @@ def collect_to_dir(env, data_dir, episodes, length, seed=0, shard_episodes=250, 
 
   keys = episode_keys(seed, episodes)
   num_shards = -(-episodes // shard_episodes)
-  program = _cached_collect(env, length)
+  program = _cached_collect(env, length, float(expert_fraction))
   shards, t0 = [], time.time()
   for i in range(num_shards):
     lo, hi = i * shard_episodes, min((i + 1) * shard_episodes, episodes)
@@ -133,6 +149,7 @@ def collect_to_dir(env, data_dir, episodes, length, seed=0, shard_episodes=250, 
       contact = traj["contact"]
       shards.append(dict(index=i, file=name, episodes=hi - lo, checksum=digest,
                          contact_episodes=int(np.nansum(contact > 0)),
+                         expert_episodes=int(np.sum(traj["expert"])),
                          reports_contact=bool(np.all(np.isfinite(contact)))))
       del traj
     storage.write_manifest(data_dir, _manifest(env, config, fp, shards, complete=False))
@@ -148,15 +165,42 @@ def _manifest(env, config, fp, shards, complete):
   n = sum(s["episodes"] for s in shards)
   reports = all(s["reports_contact"] for s in shards) and n > 0
   contact = sum(s["contact_episodes"] for s in shards) / n if reports else None
+  expert = sum(s.get("expert_episodes", 0) for s in shards) / n if n else None
   return dict(
       config,
       fingerprint=fp,
       complete=complete,
       collected_episodes=n,
       contact_fraction=contact,
+      expert_episode_fraction=expert,
       action_size=int(env.action_size),
       proprio_size=int(env.proprio_size),
       state_size=int(env.state_size),
       shape_names=list(getattr(env, "shape_names", [])),
       shards=shards,
   )
+
+
+def contact_sheet(pixels, columns=8):
+  """uint8[E, T+1, H, W, 3] -> one uint8 image: a row per episode, `columns` frames evenly spaced in time."""
+  e, t1, h, w, _ = pixels.shape
+  idx = np.linspace(0, t1 - 1, min(columns, t1)).round().astype(int)
+  gap = 2
+  sheet = np.full((e * (h + gap) + gap, len(idx) * (w + gap) + gap, 3), 255, np.uint8)
+  for r in range(e):
+    for c, t in enumerate(idx):
+      y, x = gap + r * (h + gap), gap + c * (w + gap)
+      sheet[y:y + h, x:x + w] = pixels[r, t]
+  return sheet
+
+
+def write_contact_sheet(data_dir, path, rows=6):
+  """Writes a PNG contact sheet of the first shard's episodes, expert and exploration rows alternating."""
+  import imageio.v2 as imageio
+  manifest = storage.read_manifest(data_dir)
+  first = storage.open_shard(os.path.join(data_dir, manifest["shards"][0]["file"]))
+  expert = np.asarray(first["expert"]) if "expert" in first else np.zeros(len(first["pixels"]), bool)
+  by_kind = [list(np.flatnonzero(expert)), list(np.flatnonzero(~expert))]
+  order = [i for pair in zip(*by_kind) for i in pair] + by_kind[0][len(by_kind[1]):] + by_kind[1][len(by_kind[0]):]
+  imageio.imwrite(path, contact_sheet(np.asarray(first["pixels"])[np.array(order[:rows])]))
+  return path

@@ -46,6 +46,17 @@ KV = 20.0
 BLOCK_DAMPING = 50.0
 FRICTION = 0.5                     # agent-block sliding friction (scaled by task.friction_scale)
 
+GOAL_RULES = ("expert", "explore")
+# The expert-like pusher (goal rule and offline data): a slow, noisy pusher, like the noisy replays of human
+# demonstrations behind the reference PushT data (third_party/pusht_pushobj.md).
+EXPERT_SPEED = 0.18                # |action| while pushing (x ACTION_SCALE = 18 reference units of offset)
+EXPERT_APPROACH_SPEED = 0.5        # |action| while walking to (or around) the block
+EXPERT_NOISE = 0.1                 # std of the Gaussian action noise
+EXPERT_MOMENTUM = 0.5              # weight of the previous action
+EXPERT_ROTATE = 0.35               # lateral push offset per radian of angle error (world units)
+EXPERT_LEAD = 40                   # expert steps before a goal segment may start (approach, first contact)
+EXPERT_TRIES = 2                   # candidate expert trajectories per reset (the first with contact is kept)
+
 DEFAULT_COLOURS = {
     "background": (1.0, 1.0, 1.0),
     "wall": (0.83, 0.83, 0.83),
@@ -70,6 +81,8 @@ class PushTask:
     colours: dict name -> f32[3] RGB in [0, 1] (background, wall, agent, block, anchor).
     mass_scale, damping_scale, friction_scale: f32[] dynamics multipliers (block mass and inertia, block
       damping, agent-block friction).
+    symmetry: i32[] rotational symmetry order of the shape (4 square / +, 2 I / Z, 1 otherwise): the
+      symmetry-aware success test compares angles modulo 2 pi / symmetry.
   """
   shape_id: jax.Array
   boxes: jax.Array
@@ -81,6 +94,7 @@ class PushTask:
   mass_scale: jax.Array
   damping_scale: jax.Array
   friction_scale: jax.Array
+  symmetry: jax.Array
 
 
 # One jitted MJX step shared by every call site (the goal rollout in `reset_to`, `step`): JAX traces and
@@ -145,12 +159,18 @@ class PushEnv(base.TaskEnv):
     max_boxes: fixed number of box geoms (default: max(3, largest shape)); shapes set later by
       `with_shape` must fit.
     substeps: physics steps per control step; timestep: physics dt (defaults: 10 x 0.01 s = 10 Hz).
-    goal_steps: env steps of the exploration policy from the initial state to the goal state.
+    goal_steps: env steps from the episode's start state to its goal state.
+    goal_rule: how start and goal are made. `expert` (default, the paper's protocol): the expert-like pusher
+      (`expert_action`) pushes the block towards a random target pose from a random initial state; the start
+      is a state on that trajectory just before its first contact and the goal the state `goal_steps` later,
+      so the segment contains contact. `explore`: the start is the random initial state and the goal the
+      state after `goal_steps` exploration steps (`explore_action`; goals about 10x farther).
     colours: optional overrides of `DEFAULT_COLOURS`.
   """
 
   def __init__(self, shapes=("T",), image_size: int = 64, max_boxes: Optional[int] = None,
-               substeps: int = 10, timestep: float = 0.01, goal_steps: int = 25, colours=None):
+               substeps: int = 10, timestep: float = 0.01, goal_steps: int = 25, goal_rule: str = "expert",
+               colours=None):
     if isinstance(shapes, (str, shapes_lib.ShapeSpec)) or _is_box_list(shapes):
       shapes = (shapes,)   # one shape given directly
     if len(shapes) == 0:
@@ -166,6 +186,8 @@ class PushEnv(base.TaskEnv):
     unknown = set(colours) - set(DEFAULT_COLOURS)
     if unknown:
       raise ValueError(f"Unknown colour names {sorted(unknown)}; valid: {', '.join(DEFAULT_COLOURS)}")
+    if goal_rule not in GOAL_RULES:
+      raise ValueError(f"Unknown goal_rule {goal_rule!r}; valid: {', '.join(GOAL_RULES)}")
     if int(substeps) < 1 or int(goal_steps) < 0:
       raise ValueError(f"substeps must be >= 1 and goal_steps >= 0, got {substeps}, {goal_steps}")
 
@@ -175,6 +197,7 @@ class PushEnv(base.TaskEnv):
     self.max_boxes = max_boxes
     self.substeps = int(substeps)
     self.goal_steps = int(goal_steps)
+    self.goal_rule = goal_rule
     self.proprio_size = PROPRIO_SIZE
     self.state_size = STATE_SIZE
     self._colours = {k: np.asarray(v, np.float32) for k, v in colours.items()}
@@ -213,7 +236,8 @@ class PushEnv(base.TaskEnv):
         shape_id=idx.astype(jnp.int32), boxes=t["boxes"], mask=t["mask"], mass=t["mass"],
         inertia=t["inertia"], anchor=jnp.asarray(ANCHOR_POSE, jnp.float32),
         colours={k: jnp.asarray(v) for k, v in self._colours.items()},
-        mass_scale=jnp.float32(1.0), damping_scale=jnp.float32(1.0), friction_scale=jnp.float32(1.0))
+        mass_scale=jnp.float32(1.0), damping_scale=jnp.float32(1.0), friction_scale=jnp.float32(1.0),
+        symmetry=t["symmetry"].astype(jnp.int32))
 
   def with_shape(self, task, shape):
     """Returns `task` with its block replaced by `shape` (name, `ShapeSpec` or box list); shape_id -1."""
@@ -221,35 +245,66 @@ class PushEnv(base.TaskEnv):
     ones = jnp.ones(jnp.shape(task.shape_id), jnp.int32)
     bcast = lambda x: jnp.broadcast_to(x, jnp.shape(task.shape_id) + np.shape(x))
     return task.replace(shape_id=-ones, boxes=bcast(a["boxes"]), mask=bcast(a["mask"]),
-                        mass=bcast(a["mass"]), inertia=bcast(a["inertia"]))
+                        mass=bcast(a["mass"]), inertia=bcast(a["inertia"]), symmetry=bcast(a["symmetry"]))
 
   def reset_to(self, key, task) -> base.State:
-    """Random non-overlapping initial state; goal = state after `goal_steps` exploration steps."""
-    k_init, k_goal = jax.random.split(key)
-    qpos = self._sample_qpos(k_init, task)
-    data = self._d0.replace(qpos=qpos, qvel=jnp.zeros_like(self._d0.qvel), ctrl=qpos[:2])
+    """Start and goal by `goal_rule` (see the class docstring); info['expert_target'] is the expert's pose,
+    info['goal_contact'] 1 when the block moved between start and goal."""
     model = self._model(task)
-
-    def goal_step(carry, k):
-      d, prev = carry
-      s = self._state_vec(d)
-      a = self._explore(k, s, task, prev)
-      return (self._physics(model, d, a), a), None
-
-    keys = jax.random.split(k_goal, self.goal_steps)
-    (goal_data, _), _ = jax.lax.scan(goal_step, (data, jnp.zeros(2)), keys)
+    if self.goal_rule == "expert":
+      # EXPERT_TRIES candidate expert trajectories; the first whose segment holds contact and whose start
+      # does not already pass the success test is kept (the first one if none does).
+      cands = jax.vmap(lambda k: self._segment(k, task, model, True))(jax.random.split(key, EXPERT_TRIES))
+      vec = lambda qv: jnp.concatenate([qv[0][..., :5], qv[1][..., :2]], -1)
+      needs_push = self.success(vec(cands[0]), vec(cands[1])) < 0.5
+      pick = jnp.argmax(cands[-1] & needs_push)
+      start, goal, target, goal_contact = jax.tree.map(lambda x: x[pick], cands)
+    else:
+      start, goal, target, goal_contact = self._segment(key, task, model, False)
+    make = lambda qv: self._d0.replace(qpos=qv[0], qvel=qv[1], ctrl=qv[0][:2])
+    data, goal_data = make(start), make(goal)
     goal_state = self._state_vec(goal_data)
     state_vec = self._state_vec(data)
     info = {
         "task": task,
         "goal_state": goal_state,
         "goal_obs": self._obs(goal_state, task),
+        "goal_contact": goal_contact.astype(jnp.float32),
+        "expert_target": target,
         "state": state_vec,
         "steps": jnp.int32(0),
     }
-    metrics = self._metrics(state_vec, goal_state, contact=jnp.float32(0.0))
+    metrics = self._metrics(state_vec, goal_state, task, contact=jnp.float32(0.0))
     return base.State(pipeline_state=data, obs=self._obs(state_vec, task), reward=-metrics["state_error"],
                       done=jnp.float32(0.0), metrics=metrics, info=info)
+
+  def _segment(self, key, task, model, expert):
+    """One start/goal pair: ((qpos, qvel) start, (qpos, qvel) goal, expert target f32[3], contact bool[])."""
+    k_init, k_goal, k_lead = jax.random.split(key, 3)
+    qpos, target = self._sample_qpos(k_init, task, expert)
+    data = self._d0.replace(qpos=qpos, qvel=jnp.zeros_like(self._d0.qvel), ctrl=qpos[:2])
+    steps = self.goal_steps + (EXPERT_LEAD if expert else 0)
+
+    def goal_step(carry, k):
+      d, prev = carry
+      s = self._state_vec(d)
+      a = self._expert(k, s, task, target, prev) if expert else self._explore(k, s, task, prev)
+      nd = self._physics(model, d, a)
+      moved = jnp.max(jnp.abs(nd.qpos[2:5] - d.qpos[2:5])) > 1e-4
+      return (nd, a), (nd.qpos, nd.qvel, moved)
+
+    (end, _), (qposes, qvels, moved) = jax.lax.scan(goal_step, (data, jnp.zeros(2)),
+                                                    jax.random.split(k_goal, steps))
+    if not expert:
+      return (data.qpos, data.qvel), (end.qpos, end.qvel), target, jnp.any(moved)
+    # Start 0-5 steps before the first contact (at most EXPERT_LEAD steps in), goal `goal_steps` later.
+    qposes = jnp.concatenate([data.qpos[None], qposes])
+    qvels = jnp.concatenate([data.qvel[None], qvels])
+    t0 = jnp.clip(jnp.argmax(moved) - jax.random.randint(k_lead, (), 0, 6), 0, EXPERT_LEAD)
+    t = jnp.arange(steps)
+    contact = jnp.any(moved & (t >= t0) & (t < t0 + self.goal_steps))
+    t1 = t0 + self.goal_steps
+    return (qposes[t0], qvels[t0]), (qposes[t1], qvels[t1]), target, contact
 
   def step(self, state, action) -> base.State:
     """One 10 Hz control step: agent target = agent xy + ACTION_SCALE * clip(action, -1, 1)."""
@@ -258,7 +313,7 @@ class PushEnv(base.TaskEnv):
     data = self._physics(self._model(task), state.pipeline_state, action)
     state_vec = self._state_vec(data)
     moved = jnp.max(jnp.abs(state_vec[2:5] - state.info["state"][2:5])) > 1e-4
-    metrics = self._metrics(state_vec, state.info["goal_state"], contact=moved.astype(jnp.float32))
+    metrics = self._metrics(state_vec, state.info["goal_state"], task, contact=moved.astype(jnp.float32))
     info = dict(state.info, state=state_vec, steps=state.info["steps"] + 1)
     return state.replace(pipeline_state=data, obs=self._obs(state_vec, task), reward=-metrics["state_error"],
                          metrics=metrics, info=info)
@@ -266,6 +321,29 @@ class PushEnv(base.TaskEnv):
   def explore_action(self, key, state, prev_action):
     """Scripted pushes: head for a random point on the block (and beyond it), plus noise and momentum."""
     return self._explore(key, state.info["state"], state.info["task"], prev_action)
+
+  def expert_action(self, key, state, prev_action):
+    """The expert-like pusher: pushes the block towards `state.info['expert_target']` (see `_expert`)."""
+    return self._expert(key, state.info["state"], state.info["task"], state.info["expert_target"],
+                        prev_action)
+
+  def simulate(self, state, actions):
+    """Physics only (no rendering): the full states f32[T, 7] after each of `actions` f32[T, 2] from `state`.
+
+    The true-simulator model of the planning ceiling (`mpc.oracle`)."""
+    model = self._model(state.info["task"])
+
+    def body(d, a):
+      d = self._physics(model, d, a)
+      return d, self._state_vec(d)
+
+    return jax.lax.scan(body, state.pipeline_state, actions)[1]
+
+  def goal_cost(self, state_vec, goal_state):
+    """Squared goal error in units of the success tolerances: f32[...] (< 1 per term inside them)."""
+    pos = jnp.sum(jnp.square(state_vec[..., :4] - goal_state[..., :4]), -1) / SUCCESS_POS ** 2
+    ang = jnp.square(_wrap(state_vec[..., 4] - goal_state[..., 4]) / SUCCESS_ANGLE)
+    return pos + ang
 
   # --- rendering --------------------------------------------------------------------------------------
   def render(self, state_vec, task):
@@ -314,18 +392,25 @@ class PushEnv(base.TaskEnv):
   def _state_vec(d):
     return jnp.concatenate([d.qpos[:5], d.qvel[:2]]).astype(jnp.float32)
 
-  def _metrics(self, state_vec, goal_state, contact):
+  def _metrics(self, state_vec, goal_state, task, contact):
     pos_err = jnp.linalg.norm(state_vec[:4] - goal_state[:4])
     ang_err = jnp.abs(_wrap(state_vec[4] - goal_state[4]))
-    success = (pos_err < SUCCESS_POS) & (ang_err < SUCCESS_ANGLE)
-    return {"success": success.astype(jnp.float32), "state_error": pos_err, "angle_error": ang_err,
-            "contact": contact}
+    return {"success": self.success(state_vec, goal_state), "state_error": pos_err, "angle_error": ang_err,
+            "success_sym": self.success(state_vec, goal_state, task.symmetry), "contact": contact,
+            "agent_error": jnp.linalg.norm(state_vec[:2] - goal_state[:2]),
+            "block_error": jnp.linalg.norm(state_vec[2:4] - goal_state[2:4])}
 
-  def success(self, state_vec, goal_state):
-    """The success test on full states: f32 0/1 (batched over leading axes)."""
+  def success(self, state_vec, goal_state, symmetry=1):
+    """The success test on full states: f32 0/1 (batched over leading axes).
+
+    The paper's test: L2 over (agent xy, block xy) < SUCCESS_POS and block angle error < SUCCESS_ANGLE.
+    With `symmetry` k > 1 (i32, broadcastable) the angle error is taken modulo 2 pi / k, so a pose that looks
+    identical to the goal counts (the symmetry-aware variant for symmetric shapes).
+    """
     pos_err = jnp.linalg.norm(state_vec[..., :4] - goal_state[..., :4], axis=-1)
-    ang_err = jnp.abs(_wrap(state_vec[..., 4] - goal_state[..., 4]))
-    return ((pos_err < SUCCESS_POS) & (ang_err < SUCCESS_ANGLE)).astype(jnp.float32)
+    period = 2 * jnp.pi / jnp.asarray(symmetry, jnp.float32)
+    diff = jnp.mod(state_vec[..., 4] - goal_state[..., 4] + period / 2, period) - period / 2
+    return ((pos_err < SUCCESS_POS) & (jnp.abs(diff) < SUCCESS_ANGLE)).astype(jnp.float32)
 
   def _model(self, task):
     """The MJX model with the block fields of `task` (traced; batched under vmap)."""
@@ -361,12 +446,30 @@ class PushEnv(base.TaskEnv):
     corner = jnp.linalg.norm(jnp.abs(task.boxes[:, :2]) + task.boxes[:, 2:], axis=-1)
     return jnp.max(jnp.where(task.mask, corner, 0.0))
 
-  def _sample_qpos(self, key, task, tries=8):
-    """Block uniform in [100, 400]^2 (reference units), any angle; agent 0-150 units off the block."""
-    kb, ka, kd, kr = jax.random.split(key, 4)
-    block_xy = jax.random.uniform(kb, (2,), minval=100 * SCALE, maxval=400 * SCALE)
+  def _sample_qpos(self, key, task, expert=False, tries=8):
+    """Initial qpos f32[5] and the expert's target pose f32[3].
+
+    Block uniform in [100, 400]^2 (reference units), any angle; agent 0-150 units off the block; target a
+    random pose in [100, 400]^2. With `expert` the block starts in [150, 362]^2 (room to get behind it), the
+    target position lies 100-250 units away from it in a random direction, and the agent starts on the far
+    side of the block from the target (within 40 degrees of the push line), where an expert's push begins.
+    """
+    kb, ka, kd, kr, kt, kth = jax.random.split(key, 6)
+    lo_b, hi_b = (150, 362) if expert else (100, 400)
+    block_xy = jax.random.uniform(kb, (2,), minval=lo_b * SCALE, maxval=hi_b * SCALE)
     theta = jax.random.uniform(ka, (), minval=-jnp.pi, maxval=jnp.pi)
-    angles = jax.random.uniform(kd, (tries,), minval=-jnp.pi, maxval=jnp.pi)
+    kdir, kdist = jax.random.split(kt)
+    if expert:
+      phi = jax.random.uniform(kdir, (), minval=-jnp.pi, maxval=jnp.pi)
+      dist_t = jax.random.uniform(kdist, (), minval=100 * SCALE, maxval=250 * SCALE)
+      target_xy = jnp.clip(block_xy + dist_t * jnp.stack([jnp.cos(phi), jnp.sin(phi)]), 100 * SCALE,
+                           400 * SCALE)
+      away = block_xy - target_xy
+      angles = jnp.arctan2(away[1], away[0]) + jax.random.uniform(kd, (tries,), minval=-0.7, maxval=0.7)
+    else:
+      target_xy = jax.random.uniform(kdir, (2,), minval=100 * SCALE, maxval=400 * SCALE)
+      angles = jax.random.uniform(kd, (tries,), minval=-jnp.pi, maxval=jnp.pi)
+    target = jnp.concatenate([target_xy, jax.random.uniform(kth, (1,), minval=-jnp.pi, maxval=jnp.pi)])
     reach = self._block_radius(task) + AGENT_RADIUS
     dist = jax.random.uniform(kr, (tries,), minval=0.3 * reach, maxval=reach + 150 * SCALE)
     cands = block_xy + dist[:, None] * jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1)
@@ -375,7 +478,7 @@ class PushEnv(base.TaskEnv):
     sdf = R.boxes_sdf(cands, task.boxes, task.mask, jnp.concatenate([block_xy, theta[None]]))
     ok = sdf > AGENT_RADIUS + 0.02
     agent_xy = cands[jnp.argmax(ok)]   # first non-overlapping candidate (the last one if none is)
-    return jnp.concatenate([agent_xy, block_xy, theta[None]])
+    return jnp.concatenate([agent_xy, block_xy, theta[None]]), target
 
   def _explore(self, key, state_vec, task, prev_action):
     k_box, k_pt, k_noise, k_rand, k_u = jax.random.split(key, 5)
@@ -391,6 +494,43 @@ class PushEnv(base.TaskEnv):
     heading = 0.7 * heading + 0.3 * prev_action + 0.3 * jax.random.normal(k_noise, (2,))
     rand = jax.random.uniform(k_rand, (2,), minval=-1.0, maxval=1.0)
     act = jnp.where(jax.random.uniform(k_u) < 0.15, rand, heading)
+    return jnp.clip(act, -1.0, 1.0)
+
+  def _expert(self, key, state_vec, task, target, prev_action):
+    """A goal-directed pusher (quasi-static pushing heuristics), slow and noisy like human demonstrations.
+
+    It pushes the block along the line to the target position, from behind the block's support point in that
+    direction, offset sideways in proportion to the angle error so the push also turns the block; when it is
+    on the wrong side of the block it first walks around it. Step sizes EXPERT_SPEED, Gaussian noise
+    EXPERT_NOISE, momentum EXPERT_MOMENTUM. Returns f32[2] in [-1, 1].
+    """
+    agent, block, theta = state_vec[:2], state_vec[2:4], state_vec[4]
+    err = target[:2] - block
+    u = err / jnp.maximum(jnp.linalg.norm(err), 1e-6)           # push direction
+    n = jnp.array([-u[1], u[0]])                                  # its left normal
+    # Support distance of the block behind its centre along -u (box corners in the world frame).
+    c, s_ = jnp.cos(theta), jnp.sin(theta)
+    signs = jnp.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], jnp.float32)
+    local = task.boxes[:, None, :2] + signs[None] * task.boxes[:, None, 2:]             # [K, 4, 2]
+    world = jnp.stack([c * local[..., 0] - s_ * local[..., 1], s_ * local[..., 0] + c * local[..., 1]], -1)
+    back = jnp.max(jnp.where(task.mask[:, None], world @ -u, -jnp.inf))
+    radius = self._block_radius(task)
+    # Offset o along n makes torque -o (unit push along u): turn towards the target angle.
+    offset = jnp.clip(-EXPERT_ROTATE * _wrap(target[2] - theta), -0.4 * radius, 0.4 * radius)
+    rel = agent - block
+    behind = rel @ -u > back + 0.3 * AGENT_RADIUS
+    pre = block - u * (back + AGENT_RADIUS + 5 * SCALE) + n * offset
+    lined_up = behind & (jnp.abs(rel @ n - offset) < 20 * SCALE)
+    side = jnp.where(rel @ n >= 0, 1.0, -1.0)
+    # Walk around: to the block's side first (while ahead of it), then to a point behind it on that side.
+    clear = radius + AGENT_RADIUS + 10 * SCALE
+    around = block + n * side * clear - u * jnp.where(rel @ u > 0, 0.0, back + AGENT_RADIUS + 10 * SCALE)
+    waypoint = jnp.where(lined_up, agent + u * ACTION_SCALE, jnp.where(behind, pre, around))
+    delta = (waypoint - agent) / ACTION_SCALE
+    speed = jnp.where(lined_up, EXPERT_SPEED, EXPERT_APPROACH_SPEED)
+    delta = delta / jnp.maximum(jnp.linalg.norm(delta) / speed, 1.0)
+    act = (1 - EXPERT_MOMENTUM) * delta + EXPERT_MOMENTUM * prev_action
+    act = act + EXPERT_NOISE * jax.random.normal(key, (2,))
     return jnp.clip(act, -1.0, 1.0)
 
 

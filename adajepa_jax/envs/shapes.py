@@ -159,7 +159,8 @@ def shape_arrays(spec, max_boxes, scale):
 
   Returns:
     dict of numpy arrays: boxes f32[K, 4] as (cx, cy, half_w, half_h) relative to the centre of mass,
-    mask bool[K], mass f32[], inertia f32[] (about the centre of mass, world units), area f32[].
+    mask bool[K], mass f32[], inertia f32[] (about the centre of mass, world units), area f32[],
+    symmetry i32[] (rotational symmetry order, see `symmetry_order`).
   """
   n = spec.num_boxes
   if n > max_boxes:
@@ -172,7 +173,33 @@ def shape_arrays(spec, max_boxes, scale):
       mass=np.float32(spec.mass),
       inertia=np.float32(spec.inertia() * scale ** 2),
       area=np.float32(spec.area * scale ** 2),
+      symmetry=np.int32(symmetry_order(spec)),
   )
+
+
+def symmetry_order(spec, samples=64):
+  """The rotational symmetry order k of a shape about its centre of mass: 4, 2 or 1.
+
+  A rotation by 2 pi / k maps the shape onto itself (square and + are 4-fold, I and Z 2-fold, T and L
+  1-fold). Checked on a grid of points: occupancy must be unchanged under the rotation.
+  """
+  r = max_radius(spec) * 1.05
+  g = np.linspace(-r, r, samples)
+  pts = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+  c, h = spec.boxes[:, :2] - spec.com, spec.boxes[:, 2:] * 0.5
+
+  def inside(p):   # a point is occupied when it is well inside (or well outside) every box edge alike
+    d = np.max(np.abs(p[:, None] - c[None]) - h[None], axis=-1)   # per-box box SDF (>0 outside)
+    return np.min(d, axis=-1)
+
+  base = inside(pts)
+  clear = np.abs(base) > 0.02 * r      # ignore points on the boundary (grid aliasing)
+  for k in (4, 2):
+    a = 2 * np.pi / k
+    rot = pts @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+    if np.all((inside(rot)[clear] < 0) == (base[clear] < 0)):
+      return k
+  return 1
 
 
 def max_radius(spec):

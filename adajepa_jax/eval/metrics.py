@@ -40,3 +40,35 @@ def success_curve(per_replan_success):
   """Fraction of episodes that have succeeded by each replan. f32[E, R] -> f64[R] (percent)."""
   reached = np.maximum.accumulate(np.asarray(per_replan_success) > 0.5, axis=1)
   return 100.0 * reached.mean(axis=0)
+
+
+def paired_difference(treated, control, seeds, boot=2000, seed=0):
+  """Paired difference treated - control (%) on the same episodes, with two 95% intervals.
+
+  The main estimate is the mean over seeds of the per-seed mean differences, with a Student-t interval over
+  seeds; the paired bootstrap resamples episodes (the same indices for both arms) within each seed.
+
+  Args:
+    treated, control: bool/float[seeds * episodes] outcomes of the same episodes, seed-major.
+    seeds: number of test seeds.
+    boot: bootstrap resamples.
+    seed: bootstrap RNG seed.
+
+  Returns:
+    dict(mean, ci95 (t half-width; nan for one seed), boot_lo, boot_hi, per_seed list, episodes).
+  """
+  t = np.asarray(treated, np.float64)
+  c = np.asarray(control, np.float64)
+  if t.shape != c.shape or t.ndim != 1 or t.size % seeds:
+    raise ValueError(f"treated and control must be equal 1-d arrays of seeds x episodes outcomes, got "
+                     f"{t.shape} and {c.shape} for seeds={seeds}")
+  d = 100.0 * (t - c).reshape(seeds, -1)
+  per_seed = d.mean(axis=1)
+  mean = float(per_seed.mean())
+  ci = (t_quantile_975(seeds - 1) * float(per_seed.std(ddof=1)) / math.sqrt(seeds)) if seeds > 1 else float("nan")
+  rng = np.random.default_rng(seed)
+  idx = rng.integers(0, d.shape[1], size=(boot, seeds, d.shape[1]))
+  means = np.take_along_axis(np.broadcast_to(d, (boot,) + d.shape), idx, axis=2).mean(axis=(1, 2))
+  lo, hi = np.percentile(means, [2.5, 97.5])
+  return {"mean": mean, "ci95": ci, "boot_lo": float(lo), "boot_hi": float(hi), "per_seed": per_seed.tolist(),
+          "episodes": int(t.size)}

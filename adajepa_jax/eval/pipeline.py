@@ -8,7 +8,9 @@ that build the same env run as one sharded `jit(vmap(episode))`. It writes:
   <workdir>/success_curve_<condition>.png      success reached vs replan, one line per mode
   <workdir>/gifs/<condition>__<mode>_<i>.gif   a few episodes, observed frames beside the goal
   <workdir>/maze_<condition>__<mode>.png       trajectories (maze tasks)
-A mode is "frozen" or an adaptation spec string ("predlast+enclast", "lora", ...).
+A mode is "frozen", an adaptation spec string ("predlast+enclast", "lora", ...) or "oracle" (the planning
+ceiling: the same MPC protocol with the true simulator as the model, `mpc.oracle`). Every mode other than
+frozen is compared with frozen on the same episodes (paired difference with its 95% CIs).
 """
 import json
 import os
@@ -22,7 +24,9 @@ from tqdm import tqdm
 from adajepa_jax import envs, models
 from adajepa_jax.envs import shifts
 from adajepa_jax.eval import metrics, plots, report
-from adajepa_jax.mpc import episode_keys, evaluate, make_episode, with_conditions
+from adajepa_jax.mpc import episode_keys, evaluate, make_episode, make_oracle_episode, with_conditions
+
+ORACLE = "oracle"
 
 
 def world_model_for(config, env):
@@ -45,7 +49,7 @@ def check_modes(modes):
   """Raises ValueError for a mode that is neither 'frozen' nor a valid adaptation spec."""
   from adajepa_jax import adaptation
   for mode in modes:
-    if mode != "frozen":
+    if mode not in ("frozen", ORACLE):
       adaptation.parse(mode)
 
 
@@ -68,8 +72,12 @@ def run_conditions(config, params, condition_names, mode, gifs=0):
   kwargs.update(conditions[0].env_kwargs)
   env = envs.make(config.task.name, **kwargs)
   wm = world_model_for(config, env)
-  cfg = mode_config(config, mode)
-  program = make_episode(env, wm, cfg, conditions, record_frames=gifs > 0)
+  if mode == ORACLE:
+    cfg = mode_config(config, "frozen")
+    program, gifs = make_oracle_episode(env, cfg, conditions), 0
+  else:
+    cfg = mode_config(config, mode)
+    program = make_episode(env, wm, cfg, conditions, record_frames=gifs > 0)
   keys = episode_keys(config.eval.seed, config.eval.seeds, config.eval.episodes)
   keys, condition_ids = with_conditions(keys, len(conditions))
   start = time.perf_counter()
@@ -80,6 +88,7 @@ def run_conditions(config, params, condition_names, mode, gifs=0):
   for i, name in enumerate(condition_names):
     r = jax.tree.map(lambda x: x[condition_ids == i], result)
     per = r.per_replan
+    errors = {k[4:]: v for k, v in per.items() if k.startswith("env_") and k.endswith("_error")}
     summary = {
         "condition": name, "mode": mode, "planner": cfg.plan.planner, "replans": cfg.eval.replans,
         "seeds": cfg.eval.seeds, "episodes_per_seed": cfg.eval.episodes,
@@ -90,7 +99,20 @@ def run_conditions(config, params, condition_names, mode, gifs=0):
         "pred_error_after": np.mean(per["pred_error_after"], axis=0).tolist(),
         "skipped_steps": int(np.sum(per["skipped"])),
         "seconds": seconds, "evaluated_with": list(condition_names),   # one program ran these together
+        # Per-episode outcomes (seed-major), for paired comparisons between modes on the same episodes.
+        "episodes": {"success_any": r.success_any.astype(int).tolist(),
+                     "success_final": r.success_final.astype(int).tolist()},
+        # Diagnostics: p50 over episodes of each env error at the last replan, and its mean per replan.
+        "final_error_p50": {k: float(np.median(v[:, -1])) for k, v in errors.items()},
+        "error_curve": {k: np.mean(v, axis=0).tolist() for k, v in errors.items()},
+        "plan_cost": np.mean(per["plan_cost"], axis=0).tolist(),
+        "plan_visual_cost": np.mean(per["plan_visual_cost"], axis=0).tolist(),
+        "plan_proprio_cost": np.mean(per["plan_proprio_cost"], axis=0).tolist(),
     }
+    if "env_success_sym" in per:   # symmetry-aware success test (symmetric PushObj shapes)
+      sym_any = np.any(per["env_success_sym"] > 0.5, axis=1)
+      summary["success_sym_any"] = metrics.seed_summary(sym_any, cfg.eval.seeds)
+      summary["episodes"]["success_sym_any"] = sym_any.astype(int).tolist()
     out.append((summary, r))
   return out, env
 
@@ -133,7 +155,7 @@ def evaluate_and_report(config, params, workdir, conditions, modes, gifs=2, prog
 
 def _write_run_figures(workdir, cond, mode, result, gifs):
   """GIFs of the first `gifs` episodes; for maze tasks, trajectories of episodes sharing episode 0's layout."""
-  for i in range(min(gifs, len(result.success_any))):
+  for i in range(min(gifs, len(result.success_any)) if result.frames is not None else 0):
     plots.write_episode_gif(result.frames[i], result.goal_pixels[i],
                             os.path.join(workdir, "gifs", f"{cond}__{mode}_{i}.gif"))
   if hasattr(result.task, "walls"):
@@ -143,17 +165,38 @@ def _write_run_figures(workdir, cond, mode, result, gifs):
         os.path.join(workdir, f"maze_{cond}__{mode}.png"), title=f"{cond} / {mode}")
 
 
+def paired_vs_frozen(summary, frozen):
+  """Paired difference summary - frozen of success_any (%) on the same episodes (`metrics.paired_difference`),
+  or None when either run lacks per-episode outcomes or they are not the same episodes."""
+  a, b = summary.get("episodes"), frozen.get("episodes") if frozen else None
+  if a is None or b is None or len(a["success_any"]) != len(b["success_any"]):
+    return None
+  return metrics.paired_difference(a["success_any"], b["success_any"], summary["seeds"])
+
+
 def _write_outputs(workdir, summaries, conditions, modes):
   rows = []
+  frozen = {s["condition"]: s for s in summaries if s["mode"] == "frozen"}
+  nan = float("nan")
   for s in summaries:
+    diff = None if s["mode"] == "frozen" else paired_vs_frozen(s, frozen.get(s["condition"]))
+    sym = s.get("success_sym_any")
     rows.append({"condition": s["condition"], "mode": s["mode"], "planner": s["planner"],
-                 "replans": s["replans"], "episodes": s["success_any"]["episodes"],
+                 "budget": f"{s['replans']}x1", "episodes": s["success_any"]["episodes"],
                  "success_any_mean": s["success_any"]["mean"], "success_any_ci95": s["success_any"]["ci95"],
+                 "diff_vs_frozen_mean": diff["mean"] if diff else nan,
+                 "diff_vs_frozen_ci95": diff["ci95"] if diff else nan,
+                 "diff_boot95": f"[{diff['boot_lo']:.1f}, {diff['boot_hi']:.1f}]" if diff else "",
                  "success_final_mean": s["success_final"]["mean"],
-                 "success_final_ci95": s["success_final"]["ci95"], "skipped_steps": s["skipped_steps"]})
-  report.write_table(rows, os.path.join(workdir, "success"),
-                     ["condition", "mode", "planner", "replans", "episodes", "success_any_mean",
-                      "success_final_mean", "skipped_steps"])
+                 "success_final_ci95": s["success_final"]["ci95"],
+                 "success_sym_any_mean": sym["mean"] if sym else nan,
+                 "success_sym_any_ci95": sym["ci95"] if sym else nan,
+                 "skipped_steps": s["skipped_steps"]})
+  columns = ["condition", "mode", "planner", "budget", "episodes", "success_any_mean", "diff_vs_frozen_mean",
+             "diff_boot95", "success_final_mean"]
+  if any(s.get("success_sym_any") for s in summaries):
+    columns.append("success_sym_any_mean")
+  report.write_table(rows, os.path.join(workdir, "success"), columns + ["skipped_steps"])
   for cond in conditions:
     curves = {s["mode"]: s["curve"] for s in summaries if s["condition"] == cond}
     plots.plot_success_curves(curves, os.path.join(workdir, f"success_curve_{cond}.png"), title=cond)

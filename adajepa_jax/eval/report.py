@@ -26,7 +26,10 @@ def write_table(rows, path_stem, columns):
     for c in columns:
       if c.endswith("_mean"):
         ci = row.get(c[:-5] + "_ci95", float("nan"))
-        cells.append(f"{row[c]:.1f}" + ("" if math.isnan(ci) else f" ± {ci:.1f}"))
+        if math.isnan(row[c]):
+          cells.append("")
+        else:
+          cells.append(f"{row[c]:.1f}" + ("" if math.isnan(ci) else f" ± {ci:.1f}"))
       else:
         cells.append(_fmt(row, c))
     lines.append("| " + " | ".join(cells) + " |")

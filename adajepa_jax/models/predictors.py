@@ -97,6 +97,24 @@ def frame_causal_mask(num_frames, tokens_per_frame, valid):
   return (causal[None] & key_valid) | eye[None]
 
 
+def frame_positions(pos, valid):
+  """Positional embeddings by each frame's rank among the valid frames.
+
+  A window left-padded at the start of an episode ([pad, pad, o_0]) then gets exactly the embeddings of the
+  first frame of a full training window: with the block-causal mask, its prediction equals the training
+  prefix's. Full windows get positions 0..T-1.
+
+  Args:
+    pos: f32[max_frames, N, C] learned embeddings per frame slot.
+    valid: bool[B, T] (False = left padding).
+
+  Returns:
+    f32[B, T, N, C]; padded frames get position 0 (their outputs are never read).
+  """
+  rank = jnp.maximum(jnp.cumsum(valid.astype(jnp.int32), axis=1) - 1, 0)
+  return pos[rank]
+
+
 class TransformerPredictor(nn.Module):
   """ViT-style predictor over history frames.
 
@@ -128,7 +146,7 @@ class TransformerPredictor(nn.Module):
     a = jnp.broadcast_to(a_emb[:, :, None, :], (b, t, n, a_emb.shape[-1]))
     x = nn.Dense(self.width, name="in_proj")(jnp.concatenate([z, a], -1)).reshape(b, t * n, self.width)
     pos = self.param("pos_emb", nn.initializers.normal(0.02), (self.max_frames * n, self.width))
-    x = x + pos[: t * n][None]
+    x = x + frame_positions(pos.reshape(self.max_frames, n, self.width), valid).reshape(b, t * n, self.width)
     mask = frame_causal_mask(t, n, valid)
     for i in range(self.depth):
       start = (t - 1) * n if last_only and i == self.depth - 1 else 0

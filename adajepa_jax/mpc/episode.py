@@ -66,7 +66,8 @@ class EpisodeResult:
   """Outputs of one episode (leading axes added by vmap).
 
   success_any: bool[] reached at any chunk within the budget; success_final: bool[] at the last step;
-  per_replan: dict of f32[R] (success, plan_cost, pred_error_before/after, adapt_loss, skipped, env metrics);
+  per_replan: dict of f32[R] (success, plan_cost and its plan_visual_cost / plan_proprio_cost terms,
+    pred_error_before/after (the one-step loss on the executed chunk), adapt_loss, skipped, env metrics);
   states: f32[R+1, S] true states (diagnostics, trajectory plots); goal_state: f32[S];
   frames: uint8[R+1, H, W, 3] observed frames (None unless recorded); goal_pixels: uint8[H, W, 3] as planned to;
   task: the episode's task pytree (shape, layout, dynamics scales, colours) after the condition's transform;
@@ -167,6 +168,11 @@ def make_episode(env, wm, cfg, conditions=None, record_frames=True) -> EpisodePr
 
     plan, plan_info = planner(cost_fn, planning.warm_start(carry.plan), k_plan, planner_cfg)
     chunk = plan[0]
+    # The chosen plan's cost split into its visual and proprio terms (diagnostics).
+    z_plan = wm.rollout(params, z_ctx, ctx.actions, plan, ctx.valid)[None]
+    visual_cost = objectives.latent_cost(z_plan, z_goal, weights, wm.visual_dim, 0.0)[0]
+    proprio_cost = objectives.latent_cost(z_plan, z_goal, weights, wm.visual_dim,
+                                          cfg.plan.proprio_weight)[0] - visual_cost
 
     def env_step(state, a):
       return env.step(state, a), None
@@ -178,6 +184,7 @@ def make_episode(env, wm, cfg, conditions=None, record_frames=True) -> EpisodePr
     err_before = pred_error(params, window)
 
     metrics = {"plan_cost": plan_info["cost"], "pred_error_before": err_before,
+               "plan_visual_cost": visual_cost, "plan_proprio_cost": proprio_cost,
                "success": env_state.metrics["success"]}
     metrics.update({f"env_{k}": v for k, v in env_state.metrics.items() if k != "success"})
     buffer, opt_state = carry.buffer, carry.opt_state

@@ -297,7 +297,11 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
     if nb:
       probe_data = (probes.window_frames(train_ds, bs, nb, segment_seed(seed, 0, stream=2)),
                     probes.window_frames(val_ds, bs, max(1, nb // 2), segment_seed(seed, 0, stream=3)))
-    summary["evidence"] = evidence(wm, state.params, val_batches, eval_step, probe_data, config.task.name)
+    # Evidence describes the checkpoint that evaluation loads (`checkpoint.load_world_model`: best, else
+    # latest), not necessarily the final params.
+    eval_params, stored = checkpoint.load_world_model(workdir)
+    summary["evidence"] = evidence(wm, eval_params, val_batches, eval_step, probe_data, config.task.name)
+    summary["evidence"]["checkpoint_step"] = int(stored.checkpoint_meta["step"])
     with open(os.path.join(workdir, "evidence.json"), "w") as f:
       json.dump(summary["evidence"], f, indent=2)
   return summary
