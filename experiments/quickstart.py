@@ -5,9 +5,8 @@
 The default task is PointMaze-Medium under its dynamics shift (clean vs high damping): at CPU scale it is the
 task whose frozen model plans well within the quickstart's 20-minute budget. PushT (the longer run, about
 45 minutes, RESULTS.md section 2):
-  python experiments/quickstart.py --config=adajepa_jax/configs/pusht.py:cpu --config.data.episodes=2000 \
-      --config.train.steps=8000 --config.train.curvature_weight=0.1 --config.plan.proprio_weight=100.0 \
-      --shifts=clean --eval_episodes=50 --workdir=workdirs/pusht
+  python experiments/quickstart.py --config=adajepa_jax/configs/pusht.py:cpu --shifts=clean --eval_episodes=50 \
+      --workdir=workdirs/pusht
 
 Every stage resumes: data shards, training checkpoints and finished evaluation runs are reused when the
 command is run again, so an interruption loses at most the stage in flight. Writes under --workdir:

@@ -6,4 +6,5 @@ def get_config(scale="cpu"):
   c = base.base_config()
   c.data.expert_fraction = 0.5   # half expert-like pushes towards a target pose, half exploration
   c.task.name = "pusht"
-  return base.apply_scale(c, scale)
+  base.apply_scale(c, scale)
+  return base.push_cpu_settings(c) if scale == "cpu" else c
