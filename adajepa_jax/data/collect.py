@@ -2,7 +2,8 @@
 
 The behaviour policy is the task's `explore_action` (PushT/PushObj: scripted pushes towards the block with
 noise; mazes: random with momentum) or, for a fraction `expert_fraction` of the episodes, its
-`expert_action` (PushT/PushObj: the expert-like pusher driving the block towards a target pose). `collect_to_dir` writes shards one at a time, so the whole dataset is
+`expert_action` (PushT/PushObj: the expert-like pusher driving the block towards a target pose).
+`collect_to_dir` writes shards one at a time, so the whole dataset is
 never held in memory, and records the fraction of episodes whose block was touched.
 
 Example:

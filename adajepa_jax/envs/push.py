@@ -144,6 +144,11 @@ def _is_box_list(x):
   return isinstance(x, (list, tuple)) and len(x) > 0 and all(is_box(b) for b in x)
 
 
+def _block_moved(before, after):
+  """bool[]: the block pose (entries 2:5 of a qpos or state vector) changed, i.e. the agent pushed it."""
+  return jnp.max(jnp.abs(after[2:5] - before[2:5])) > 1e-4
+
+
 def _wrap(angle):
   return jnp.mod(angle + jnp.pi, 2 * jnp.pi) - jnp.pi
 
@@ -290,7 +295,7 @@ class PushEnv(base.TaskEnv):
       s = self._state_vec(d)
       a = self._expert(k, s, task, target, prev) if expert else self._explore(k, s, task, prev)
       nd = self._physics(model, d, a)
-      moved = jnp.max(jnp.abs(nd.qpos[2:5] - d.qpos[2:5])) > 1e-4
+      moved = _block_moved(d.qpos, nd.qpos)
       return (nd, a), (nd.qpos, nd.qvel, moved)
 
     (end, _), (qposes, qvels, moved) = jax.lax.scan(goal_step, (data, jnp.zeros(2)),
@@ -312,7 +317,7 @@ class PushEnv(base.TaskEnv):
     task = state.info["task"]
     data = self._physics(self._model(task), state.pipeline_state, action)
     state_vec = self._state_vec(data)
-    moved = jnp.max(jnp.abs(state_vec[2:5] - state.info["state"][2:5])) > 1e-4
+    moved = _block_moved(state.info["state"], state_vec)
     metrics = self._metrics(state_vec, state.info["goal_state"], task, contact=moved.astype(jnp.float32))
     info = dict(state.info, state=state_vec, steps=state.info["steps"] + 1)
     return state.replace(pipeline_state=data, obs=self._obs(state_vec, task), reward=-metrics["state_error"],
