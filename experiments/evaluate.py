@@ -50,8 +50,10 @@ def apply_overrides(config):
   if FLAGS.iterations is not None:
     config.plan.cem.iterations = config.plan.mppi.iterations = config.plan.gd.steps = FLAGS.iterations
   if FLAGS.adapt_lr_scale is not None:
-    config.adapt.lr_predictor *= FLAGS.adapt_lr_scale
-    config.adapt.lr_encoder *= FLAGS.adapt_lr_scale
+    from adajepa_jax import adaptation
+    lr_predictor, lr_encoder = adaptation.learning_rates(config)
+    config.adapt.update(lr_predictor=lr_predictor * FLAGS.adapt_lr_scale,
+                        lr_encoder=lr_encoder * FLAGS.adapt_lr_scale)
   return config
 
 
@@ -67,6 +69,10 @@ def main(argv):
   os.makedirs(FLAGS.workdir, exist_ok=True)
   with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:
     json.dump(config.to_dict(), f, indent=1, default=str)
+  from adajepa_jax import adaptation
+  lrs = adaptation.learning_rates(config)
+  print(f"adaptation learning rates: predictor {lrs[0]:g}, encoder {lrs[1]:g} (training: "
+        f"{config.train.lr_predictor:g}, {config.train.lr_encoder:g})")
   pipeline.evaluate_and_report(config, params, FLAGS.workdir, FLAGS.shifts, FLAGS.modes, gifs=FLAGS.gifs)
   with open(os.path.join(FLAGS.workdir, "success.md")) as f:
     print(f.read())

@@ -54,8 +54,10 @@ def _collect(config, data_dir):
 
 
 def _report(workdir, config, manifest, evidence, success_md, timings):
+  from adajepa_jax import adaptation
   ev = evidence or {}
   probe = ev.get("probe", {})
+  lrs = adaptation.learning_rates(config)
   lines = [
       "# Quickstart report", "",
       f"Task `{config.task.name}` ({config.task.kwargs.image_size} px), world model "
@@ -82,8 +84,8 @@ def _report(workdir, config, manifest, evidence, success_md, timings):
       "`diff_vs_frozen` = paired difference on the same episodes (mean over seeds of the per-seed mean "
       "differences ± its 95% t-interval over seeds); `diff_boot95` = paired bootstrap 95% interval over "
       "episodes. Budget = replans x chunks of " + f"{config.data.frameskip} env steps. Adaptation learning "
-      f"rates: predictor {config.adapt.lr_predictor:g}, encoder {config.adapt.lr_encoder:g} (training: "
-      f"{config.train.lr_predictor:g}, {config.train.lr_encoder:g}).", "",
+      f"rates: predictor {lrs[0]:g}, encoder {lrs[1]:g} (training: {config.train.lr_predictor:g}, "
+      f"{config.train.lr_encoder:g}).", "",
       success_md, "",
       "Curves: " + ", ".join(f"`eval/success_curve_{s}.png`" for s in FLAGS.shifts) + "; GIFs: `eval/gifs/`.",
       "", "## Wall time (s)", "", "| stage | seconds |", "|---|---|",

@@ -52,9 +52,9 @@ def _toy_loss(params, batch):
 
 
 def _run(setup, spec, steps=1, loss_fn=None, buffer=None):
-  adapt_cfg = setup["cfg"].adapt.copy_and_resolve_references()
-  adapt_cfg.spec = spec
-  params, labels, opt = adaptation.prepare(adapt_cfg, setup["params"], jax.random.key(2))
+  cfg = setup["cfg"].copy_and_resolve_references()
+  cfg.adapt.spec = spec
+  params, labels, opt = adaptation.prepare(cfg, setup["params"], jax.random.key(2))
   loss_fn = loss_fn or setup["wm"].loss
   step = jax.jit(lambda p, s, b: adaptation.adapt_step(p, s, b, loss_fn=loss_fn, optimizer=opt, labels=labels,
                                                        steps=steps))
@@ -90,9 +90,9 @@ def test_spec_resolution(setup):
                                          ("lora", False), ("encfirst", True), ("predlast+encfirst", True),
                                          ("all", True)])
 def test_adapts_encoder_trunk(setup, spec, adapts):
-  adapt_cfg = setup["cfg"].adapt.copy_and_resolve_references()
-  adapt_cfg.spec = spec
-  labels = adaptation.prepare(adapt_cfg, setup["params"], jax.random.key(0))[1]
+  cfg = setup["cfg"].copy_and_resolve_references()
+  cfg.adapt.spec = spec
+  labels = adaptation.prepare(cfg, setup["params"], jax.random.key(0))[1]
   assert adaptation.adapts_encoder_trunk(labels) == adapts
 
 
@@ -166,8 +166,7 @@ def test_window_losses_score_each_window(setup):
 
 
 def test_reset_vs_persistent_optimizer(setup):
-  adapt_cfg = setup["cfg"].adapt
-  params, labels, opt = adaptation.prepare(adapt_cfg, setup["params"], jax.random.key(0))
+  params, labels, opt = adaptation.prepare(setup["cfg"], setup["params"], jax.random.key(0))
 
   def count(state):
     return max(int(x) for x in jax.tree_util.tree_leaves(state) if jnp.issubdtype(x.dtype, jnp.integer))
@@ -181,8 +180,7 @@ def test_reset_vs_persistent_optimizer(setup):
 
 
 def test_vmapped_episodes_match_single(setup):
-  adapt_cfg = setup["cfg"].adapt
-  params, labels, opt = adaptation.prepare(adapt_cfg, setup["params"], jax.random.key(0))
+  params, labels, opt = adaptation.prepare(setup["cfg"], setup["params"], jax.random.key(0))
 
   def one(p, b):
     return adaptation.adapt_step(p, opt.init(p), b, loss_fn=_toy_loss, optimizer=opt, labels=labels)
@@ -243,3 +241,52 @@ def test_buffer_in_scan():
   buf, _ = jax.lax.scan(body, _ids_buffer(4), jnp.arange(10.0))
   assert _kept(buf) == [6, 7, 8, 9]
   np.testing.assert_array_equal(jnp.sort(buf.score), [-9.0, -8.0, -7.0, -6.0])
+
+
+@pytest.mark.parametrize("policy", ["recent", "none", "hard"])
+def test_buffer_loss_counts_each_transition_once(setup, policy):
+  """A hand-made 7-transition episode stored as the MPC episode stores it: the buffer's loss is the plain
+  mean of the kept transitions' one-step losses (each once; recent-5 keeps the last 5, none the newest,
+  hard the newest plus the highest-scored), each computed here from encode + predict on its own."""
+  from adajepa_jax.mpc import episode as episode_lib
+  wm, params, h = setup["wm"], setup["params"], setup["cfg"].data.history
+  steps, size = 7, {"recent": 5, "none": 1, "hard": 3}[policy]
+  k1, k2, k3 = jax.random.split(jax.random.key(7), 3)
+  img = setup["windows"]["pixels"].shape[2]
+  frames = {"pixels": jax.random.randint(k1, (steps + 1, img, img, 3), 0, 256).astype(jnp.uint8),
+            "proprio": jax.random.normal(k2, (steps + 1, 4))}
+  actions = jax.random.uniform(k3, (steps, setup["windows"]["actions"].shape[-1]), minval=-1, maxval=1)
+  frame = lambda t: jax.tree_util.tree_map(lambda x: x[t], frames)  # noqa: E731
+  ctx = episode_lib.Context(obs=jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (h,) + x.shape), frame(0)),
+                            actions=jnp.zeros((h - 1, actions.shape[-1])), valid=jnp.arange(h) == h - 1)
+  buf, losses = None, []
+  for t in range(steps):
+    z_ctx = wm.encode(params, ctx.obs)
+    a = jnp.concatenate([ctx.actions, actions[t][None]], 0)
+    z_pred = wm.predict(params, z_ctx, a, ctx.valid)[-1]
+    losses.append(float(jnp.mean(jnp.square(z_pred - wm.encode(params, frame(t + 1))))))
+    window = dict(episode_lib._window(ctx, frame(t + 1), actions[t]), id=jnp.asarray(t))
+    buf = buf or adaptation.buffer_init(window, size)
+    buf = adaptation.buffer_add(buf, window, losses[-1], policy)
+    ctx = episode_lib._slide(ctx, frame(t + 1), actions[t])
+  kept = sorted(int(i) for i, w in zip(buf.windows["id"], buf.weight) if w > 0)
+  newest_and_hardest = sorted({steps - 1} | set(np.argsort(losses[:-1])[::-1][:size - 1].tolist()))
+  assert kept == {"recent": list(range(steps - size, steps)), "none": [steps - 1],
+                  "hard": newest_and_hardest}[policy]
+  loss = float(wm.loss(params, buf.batch())[0])
+  np.testing.assert_allclose(loss, np.mean([losses[i] for i in kept]), rtol=2e-5)
+  if policy != "none":   # the loss of the full overlapping windows (every valid pair) is another number
+    full = dict(buf.batch())
+    del full["target_mask"]
+    assert abs(float(wm.loss(params, full)[0]) - loss) > 1e-3 * loss
+
+
+def test_adaptation_learning_rates_default_to_training_rates():
+  from adajepa_jax.configs import pointmaze
+  for cfg in (pusht.get_config("cpu"), pusht.get_config("paper"), pointmaze.get_config("cpu")):
+    assert adaptation.learning_rates(cfg) == (cfg.train.lr_predictor, cfg.train.lr_encoder)
+  cfg = pusht.get_config("paper")
+  assert adaptation.learning_rates(cfg) == (5e-4, 1e-5)   # the paper's adaptation rates at its scale
+  cfg.train.lr_encoder = 3e-4
+  cfg.adapt.lr_predictor = 2e-3
+  assert adaptation.learning_rates(cfg) == (2e-3, 3e-4)

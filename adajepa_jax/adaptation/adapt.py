@@ -25,24 +25,32 @@ def make_optimizer(labels, lr_predictor, lr_encoder):
        FROZEN: optax.set_to_zero()}, labels)
 
 
-def prepare(adapt_cfg, params, key):
+def learning_rates(cfg):
+  """(lr_predictor, lr_encoder) of test-time adaptation: `cfg.adapt.lr_*`, where None (the default) means
+  the training rate `cfg.train.lr_*`, as the paper adapts at its training learning rates."""
+  return tuple(float(cfg.train[k] if cfg.adapt[k] is None else cfg.adapt[k])
+               for k in ("lr_predictor", "lr_encoder"))
+
+
+def prepare(cfg, params, key):
   """Resolves the `adapt` config section for `params`.
 
-  Adds zero-initialised LoRA adapters (rank `adapt_cfg.lora_rank`) when the spec contains 'lora'.
+  Adds zero-initialised LoRA adapters (rank `cfg.adapt.lora_rank`) when the spec contains 'lora'.
 
   Args:
-    adapt_cfg: the `adapt` config section (spec, lr_predictor, lr_encoder, lora_rank).
+    cfg: the run config (its `adapt` section: spec, lr_predictor, lr_encoder, lora_rank; its `train`
+      section supplies the learning rates left at None, see `learning_rates`).
     params: world-model params.
     key: PRNG key for the adapters.
 
   Returns:
     (params, labels, optimizer): params (with adapters if needed), their labels, the optimiser.
   """
-  atoms = spec_lib.parse(adapt_cfg.spec)
+  atoms = spec_lib.parse(cfg.adapt.spec)
   if "lora" in atoms and "lora" not in params:
-    params = spec_lib.with_adapters(key, params, adapt_cfg.lora_rank)
-  labels = spec_lib.resolve(adapt_cfg.spec, params)
-  return params, labels, make_optimizer(labels, adapt_cfg.lr_predictor, adapt_cfg.lr_encoder)
+    params = spec_lib.with_adapters(key, params, cfg.adapt.lora_rank)
+  labels = spec_lib.resolve(cfg.adapt.spec, params)
+  return params, labels, make_optimizer(labels, *learning_rates(cfg))
 
 
 def window_losses(params, windows, loss_fn):
@@ -100,7 +108,7 @@ def adapt_step(params, opt_state, buffer, *, loss_fn, optimizer, labels=None, st
       'skipped' i32[] (number of skipped steps), 'grad_norm' f32[] (global norm at the last step)}.
 
   Example:
-    >>> params, labels, opt = prepare(cfg.adapt, params, key)
+    >>> params, labels, opt = prepare(cfg, params, key)
     >>> params, opt_state, m = adapt_step(params, opt.init(params), buf, loss_fn=wm.loss, optimizer=opt,
     ...                                   labels=labels)
   """

@@ -1,14 +1,16 @@
-"""Fixed-size online buffers of training windows, carried through the MPC `lax.scan`.
+"""Fixed-size online buffers of transitions, carried through the MPC `lax.scan`.
 
 A buffer holds N windows in the loader's batch structure (e.g. {'pixels': uint8[N, h+1, H, W, 3],
-'proprio': f32[N, h+1, P], 'actions': f32[N, h, A], 'valid': bool[N, h+1]}), a weight per slot (1 when
-filled, 0 when empty) and a score per slot (the window's prediction error when it was added, or as last
-rescored). Policies:
-  recent     the last N windows (a ring buffer; the paper's default, N = 5)
-  hard       the N windows with the largest score; the newest window is always inserted, evicting the
+'proprio': f32[N, h+1, P], 'actions': f32[N, h, A], 'valid': bool[N, h+1], 'target_mask': bool[N, h]}), a
+weight per slot (1 when filled, 0 when empty) and a score per slot (the window's prediction error when it
+was added, or as last rescored). The MPC episode stores one window per executed chunk whose `target_mask`
+selects only its newest transition (the context is there to predict it), so each slot is one transition and
+the loss counts each stored transition once. Policies:
+  recent     the last N transitions (a ring buffer; the paper's default, N = 5)
+  hard       the N transitions with the largest score; the newest is always inserted, evicting the
              lowest-scored entry
-  none       only the latest window (size 1)
-  unbounded  every window of the episode (a ring sized to the replan budget, so nothing is evicted)
+  none       only the newest transition (size 1)
+  unbounded  every transition of the episode (a ring sized to the replan budget, so nothing is evicted)
 """
 from typing import Any
 

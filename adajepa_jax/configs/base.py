@@ -96,8 +96,10 @@ def adapt_config():
   c = ml_collections.ConfigDict()
   c.enabled = True
   c.spec = "predlast+enclast"
-  c.lr_predictor = 5e-4
-  c.lr_encoder = 1e-5
+  # None: the training rates train.lr_* (the paper adapts at its training rates: 5e-4 / 1e-5 at its scale);
+  # `adaptation.learning_rates(cfg)` resolves them.
+  c.lr_predictor = ml_collections.config_dict.placeholder(float)
+  c.lr_encoder = ml_collections.config_dict.placeholder(float)
   c.steps = 1               # U: gradient steps per replan
   c.reset_optimizer = True  # the paper's behaviour: fresh Adam moments every replan
   c.buffer = "recent"       # "recent" | "hard" | "none" | "unbounded"

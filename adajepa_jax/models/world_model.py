@@ -50,8 +50,10 @@ class WorldModel:
       `history` frames (context shorter than the history is left-padded and masked).
     loss: (params, batch) -> (loss f32[], metrics): teacher-forced one-step latent MSE against
       stop-gradient targets (visual + proprio dims). batch: the loader's {'pixels' uint8[B, h+1, H, W, 3],
-      'proprio' f32[B, h+1, P], 'actions' f32[B, h, A]} plus optional 'valid' bool[B, h+1], 'weight' f32[B];
-      'features' f32[B, h+1, N, F] may replace 'pixels' (see `encode`).
+      'proprio' f32[B, h+1, P], 'actions' f32[B, h, A]} plus optional 'valid' bool[B, h+1], 'weight' f32[B]
+      and 'target_mask' bool[B, h] (which one-step predictions k -> k+1 count; default all valid pairs: the
+      MPC buffer counts only each window's newest transition); 'features' f32[B, h+1, N, F] may replace
+      'pixels' (see `encode`).
     loss_with_latents: like `loss` but returns (loss, (metrics, z f32[B, h+1, N, D])) for regularisers.
     decode: (params, z f32[..., N, D]) -> f32[..., H, W, 3] in [0, 1], or None without a decoder.
     visual_dim: the first `visual_dim` channels of D are visual, the rest proprio.
@@ -254,6 +256,8 @@ def make_world_model(model_cfg, obs_spec) -> WorldModel:
     target = jax.lax.stop_gradient(z[:, 1:])
     z_pred = _predict(p, z[:, :-1], batch["actions"], valid[:, :-1])
     m = pair_mask(valid)
+    if "target_mask" in batch:
+      m = m & batch["target_mask"].astype(bool)
     loss = masked_latent_mse(z_pred, target, m, weight)
     metrics = {
         "pred_loss": loss,

@@ -1,8 +1,8 @@
 """One MPC episode = one `lax.scan` over replans (frozen or adaptive: the same program).
 
 Per replan:  encode context + goal with the current params -> plan (CEM/GD/MPPI over latent rollouts)
--> execute the first chunk in MJX (frameskip env steps) -> observe -> add the window to the buffer
--> `adapt_step` (skipped entirely when adaptation is off) -> slide the context window.
+-> execute the first chunk in MJX (frameskip env steps) -> observe -> add the newest transition (with its
+context) to the buffer -> `adapt_step` (skipped entirely when adaptation is off) -> slide the context window.
 
 Real frames are the predictor's context (up to `history` frames, left-padded and masked at the start).
 Each episode owns its adapted params, optimiser state and buffer, so `jax.vmap(episode)` runs many at once.
@@ -85,11 +85,16 @@ class EpisodeResult:
 
 
 def _window(context, new_obs, chunk):
-  """A training window (the loader's batch structure, unbatched; 'features' may stand for 'pixels') from the
-  context and the new frame."""
+  """The newest transition as a training window (the loader's batch structure, unbatched; 'features' may
+  stand for 'pixels'): the context, the new frame, and `target_mask` bool[h] selecting only the last
+  one-step prediction (context -> new frame). Consecutive windows overlap, so counting only their newest
+  transition makes the buffer's loss count each stored transition once, as the paper's merged segments do:
+  with recent-5 the newest transition weighs 1/5."""
   obs = jax.tree.map(lambda c, n: jnp.concatenate([c, n[None]], 0), context.obs, new_obs)
+  hist = context.valid.shape[0]
   return dict(obs, actions=jnp.concatenate([context.actions, chunk[None]], 0),
-              valid=jnp.concatenate([context.valid, jnp.ones((1,), bool)], 0))
+              valid=jnp.concatenate([context.valid, jnp.ones((1,), bool)], 0),
+              target_mask=jnp.arange(hist) == hist - 1)
 
 
 def _slide(context, new_obs, chunk):
@@ -146,7 +151,7 @@ def make_episode(env, wm, cfg, conditions=None, record_frames=True) -> EpisodePr
     buffer_size = adaptation.buffer_size(cfg.adapt.buffer, cfg.adapt.buffer_size, replans)
 
   def pred_error(params, window):
-    """The pretraining loss of one window (scores hard-N; the before/after-update metrics)."""
+    """The one-step loss of a window's newest transition (scores hard-N; the before/after-update metrics)."""
     return adaptation.window_losses(params, jax.tree.map(lambda x: x[None], window), wm.loss)[0]
 
   def frame(params, obs, cache):
@@ -222,7 +227,7 @@ def make_episode(env, wm, cfg, conditions=None, record_frames=True) -> EpisodePr
     obs0 = shift("apply_obs", condition, env_state.obs, k_obs)
     cache = True
     if adapt_on:
-      params = adaptation.prepare(cfg.adapt, params, k_lora)[0]   # adds LoRA adapters if the spec asks
+      params = adaptation.prepare(cfg, params, k_lora)[0]   # adds LoRA adapters if the spec asks
       cache = not adaptation.adapts_encoder_trunk(adapter_for(params)[0])
     frame0 = frame(params, obs0, cache)
     context = Context(
@@ -265,6 +270,6 @@ def make_episode(env, wm, cfg, conditions=None, record_frames=True) -> EpisodePr
   def adapter_for(params):
     """(labels, masked optimiser) for this param tree; resolved at trace time from its structure."""
     labels = adaptation.resolve(cfg.adapt.spec, params)
-    return labels, adaptation.make_optimizer(labels, cfg.adapt.lr_predictor, cfg.adapt.lr_encoder)
+    return labels, adaptation.make_optimizer(labels, *adaptation.learning_rates(cfg))
 
   return EpisodeProgram(init=init, replan=replan, finish=finish, run=episode, conditions=conditions)
