@@ -60,6 +60,7 @@ def apply_overrides(config):
 def main(argv):
   del argv
   utils.setup_runtime()
+  from adajepa_jax import adaptation
   from adajepa_jax.eval import pipeline
   from adajepa_jax.training import checkpoint
 
@@ -69,7 +70,6 @@ def main(argv):
   os.makedirs(FLAGS.workdir, exist_ok=True)
   with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:
     json.dump(config.to_dict(), f, indent=1, default=str)
-  from adajepa_jax import adaptation
   lrs = adaptation.learning_rates(config)
   print(f"adaptation learning rates: predictor {lrs[0]:g}, encoder {lrs[1]:g} (training: "
         f"{config.train.lr_predictor:g}, {config.train.lr_encoder:g})")

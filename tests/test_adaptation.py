@@ -259,15 +259,17 @@ def test_buffer_loss_counts_each_transition_once(setup, policy):
   frame = lambda t: jax.tree_util.tree_map(lambda x: x[t], frames)  # noqa: E731
   ctx = episode_lib.Context(obs=jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (h,) + x.shape), frame(0)),
                             actions=jnp.zeros((h - 1, actions.shape[-1])), valid=jnp.arange(h) == h - 1)
+  encode, predict = jax.jit(wm.encode), jax.jit(wm.predict)
+  add = jax.jit(adaptation.buffer_add, static_argnames="policy")
   buf, losses = None, []
   for t in range(steps):
-    z_ctx = wm.encode(params, ctx.obs)
     a = jnp.concatenate([ctx.actions, actions[t][None]], 0)
-    z_pred = wm.predict(params, z_ctx, a, ctx.valid)[-1]
-    losses.append(float(jnp.mean(jnp.square(z_pred - wm.encode(params, frame(t + 1))))))
+    z_pred = predict(params, encode(params, ctx.obs), a, ctx.valid)[-1]
+    losses.append(float(jnp.mean(jnp.square(z_pred - encode(params, frame(t + 1))))))
     window = dict(episode_lib._window(ctx, frame(t + 1), actions[t]), id=jnp.asarray(t))
-    buf = buf or adaptation.buffer_init(window, size)
-    buf = adaptation.buffer_add(buf, window, losses[-1], policy)
+    if buf is None:
+      buf = adaptation.buffer_init(window, size)
+    buf = add(buf, window, losses[-1], policy=policy)
     ctx = episode_lib._slide(ctx, frame(t + 1), actions[t])
   kept = sorted(int(i) for i, w in zip(buf.windows["id"], buf.weight) if w > 0)
   newest_and_hardest = sorted({steps - 1} | set(np.argsort(losses[:-1])[::-1][:size - 1].tolist()))
