@@ -16,7 +16,7 @@ $(BIN)/.installed: setup.py
 venv: $(BIN)/.installed
 
 demo: venv
-	$(BIN)/python experiments/quickstart.py --workdir=$(WORKDIR)
+	$(BIN)/python experiments/quickstart.py --config.eval.episodes=20 --workdir=$(WORKDIR)
 
 test: venv
 	$(BIN)/python -m pytest -q --durations=15 tests
@@ -26,7 +26,7 @@ test-slow: venv
 
 benchmark: venv
 	$(BIN)/python experiments/benchmark_envs.py
-	$(BIN)/python experiments/benchmark.py
+	$(BIN)/python experiments/benchmark.py --config.eval.replans=5 --config.plan.gd.steps=100
 
 clean:
 	rm -rf $(VENV) .jax_cache

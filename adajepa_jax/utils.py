@@ -1,5 +1,8 @@
-"""Runtime setup shared by scripts and tests: XLA:CPU flags, persistent compilation cache, quiet warnings."""
+"""Runtime setup shared by scripts and tests: XLA:CPU flags, persistent compilation cache, quiet warnings; and
+`run`, the command-line apps' `absl.app.run` that prints a user's mistakes as one line."""
 import os
+import sys
+import traceback
 import warnings
 
 # XLA:CPU hands elementwise fusions and reductions to YNNPACK by default. On this project's small tensors (a
@@ -71,3 +74,65 @@ def setup_runtime(cache_dir=None, xla_flags=True):
   jax.config.update("jax_compilation_cache_dir", cache_dir)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def _usage_error(exc):
+  """The innermost `errors.UsageError` in `exc`'s chain of causes and contexts, or None."""
+  from adajepa_jax.errors import UsageError
+  found, seen = None, set()
+  while exc is not None and id(exc) not in seen:
+    seen.add(id(exc))
+    found = exc if isinstance(exc, UsageError) else found
+    exc = exc.__cause__ or exc.__context__
+  return found
+
+
+def _fail(message):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with a user's mistakes (a bad flag, a missing config file, an unknown config key, a
+  UsageError raised while loading the config) as one line and exit status 2."""
+  from absl import flags
+  for arg in argv[1:]:
+    if arg.startswith("--config=") and not os.path.isfile(arg[len("--config="):].split(":", 1)[0]):
+      _fail(f"--config: no config file {arg[len('--config='):].split(':', 1)[0]!r}")
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # pylint: disable=broad-except
+    usage = _usage_error(e)
+    if usage is not None:
+      _fail(usage)
+    if isinstance(e, flags.Error) and "\n" not in str(e):   # a bad flag value (multi-line: a config bug)
+      _fail(e)
+    frames = traceback.extract_tb(e.__traceback__)
+    if (isinstance(e, (AttributeError, KeyError)) and "ml_collections" in frames[-1].filename
+        and not any(f.name == "get_config" for f in frames)):   # an override of a key the config lacks
+      while e.args and isinstance(e.args[0], BaseException):
+        e = e.args[0]
+      _fail("unknown config key " + " ".join(str(e.args[0] if e.args else e).split()))
+    raise
+
+
+def run(main, setup=True):
+  """`absl.app.run(main)` for the command-line apps: a user's mistake (`errors.UsageError`, raised by the
+  library for a missing checkpoint or dataset, a config mismatch, an unknown name) prints as
+  `error: <message>` on stderr and exits with status 2; other exceptions keep their traceback.
+
+  `setup`: call `setup_runtime()` first, before the flags are parsed (loading a stored config reads a
+  checkpoint, which initialises JAX); an app that sets the runtime up from its flags passes False.
+  """
+  from absl import app
+  if setup:
+    setup_runtime()
+
+  def guarded(argv):
+    from adajepa_jax.errors import UsageError
+    try:
+      return main(argv)
+    except UsageError as e:
+      _fail(e)
+
+  app.run(guarded, flags_parser=_parse_flags)

@@ -1,6 +1,10 @@
 """MPC benchmark: every ratio is measured side by side in this one run (the machine is noisy; no asserts).
 
-  python experiments/benchmark.py --config=adajepa_jax/configs/pusht.py:cpu --out=workdirs/benchmark
+  python experiments/benchmark.py --config=adajepa_jax/configs/pusht.py:cpu --config.eval.replans=5 \
+      --config.plan.gd.steps=100 --out=workdirs/benchmark
+
+Planner budgets (`plan.cem`, `plan.gd.steps`) and the replans per episode of (b), (d), (e) (`eval.replans`)
+are the config's; the commands in RESULTS.md set GD to the paper's 100 steps and a few replans.
 
 (a) per-replan time, frozen vs adaptive, for CEM and GD, and the adaptation overhead ratio;
 (b) episodes/s of batched adaptive evaluation (batch 1, 8, 50; sharded over the devices as `mpc.evaluate`
@@ -29,21 +33,18 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from adajepa_jax import utils
+from adajepa_jax.errors import UsageError
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "adajepa_jax/configs/pusht.py:cpu", "Task/model config.")
 flags.DEFINE_string("out", "workdirs/benchmark", "Output folder for benchmark.json.")
 flags.DEFINE_list("batches", ["1", "8", "50"], "Episode batch sizes for (b).")
-flags.DEFINE_integer("replans", 5, "Replans per episode in (b) and (d).")
 flags.DEFINE_integer("repeats", 5, "Timed repetitions (the median is reported).")
 flags.DEFINE_integer("reference_episodes", 8, "Episodes run one at a time for the reference structure.")
-flags.DEFINE_integer("cem_samples", 200, "CEM samples (the paper's 200; the issue's overhead target uses it).")
-flags.DEFINE_integer("cem_iterations", 10, "CEM iterations (the paper's 10).")
-flags.DEFINE_integer("gd_steps", 100, "GD steps (the paper's 100).")
 flags.DEFINE_integer("cem_batch", 8, "Episodes whose CEM plans are vmapped together in (c).")
 flags.DEFINE_list("conditions", ["clean", "blur", "high_damping"], "Shift conditions for (e).")
 flags.DEFINE_integer("condition_episodes", 8, "Episodes per condition in (e).")
@@ -70,13 +71,13 @@ def median_times(fns, repeats):
 
 def build(config, planner, adapt, replans, conditions=None):
   from adajepa_jax import envs
-  from adajepa_jax.eval import pipeline
+  from adajepa_jax.eval import build
   from adajepa_jax.mpc import make_episode
-  cfg = pipeline.mode_config(config, config.adapt.spec if adapt else "frozen")
+  cfg = build.mode_config(config, config.adapt.spec if adapt else "frozen")
   cfg.plan.planner = planner
   cfg.eval.replans = replans
   env = envs.make(cfg.task.name, **cfg.task.kwargs)
-  wm = pipeline.world_model_for(cfg, env)
+  wm = build.world_model_for(cfg, env)
   return make_episode(env, wm, cfg, conditions, record_frames=False), wm
 
 
@@ -112,7 +113,7 @@ def throughput(config, params, batches, replans, repeats, reference_episodes):
   def reference():
     results = []
     for e in range(reference_episodes):
-      first = carry = init(params, jax.random.wrap_key_data(ref_keys[e]))
+      first = carry = init(params, ref_keys[e])
       outs = []
       for r in range(replans):
         carry, o = replan(carry, r)
@@ -149,10 +150,10 @@ def cem_flops(config, params, repeats, batch):
   horizon x iterations. Time is the jitted planner alone on fixed encoded contexts.
   """
   from adajepa_jax import envs, planning
-  from adajepa_jax.eval import pipeline
+  from adajepa_jax.eval import build
   from adajepa_jax.planning import objectives
   env = envs.make(config.task.name, **config.task.kwargs)
-  wm = pipeline.world_model_for(config, env)
+  wm = build.world_model_for(config, env)
   cem, horizon, hist = config.plan.cem, config.plan.horizon, config.data.history
   obs = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), batch)).obs
   z_ctx = wm.encode(params, jax.tree.map(lambda x: jnp.broadcast_to(x[:, None], (batch, hist) + x.shape[1:]),
@@ -198,10 +199,10 @@ def train_step_speed(config, repeats):
   """(f): windows/s, frames/s and FLOP/s of one jitted training step (the config's batch, loss and optimiser)
   vs a matmul of similar FLOPs; data are random frames of the loader's batch structure."""
   from adajepa_jax import envs
-  from adajepa_jax.eval import pipeline
+  from adajepa_jax.eval import build
   from adajepa_jax.training import train
   env = envs.make(config.task.name, **config.task.kwargs)
-  wm = pipeline.world_model_for(config, env)
+  wm = build.world_model_for(config, env)
   tx = train.make_optimizer(config.train)
   state = train.create_train_state(wm, tx, jax.random.key(0))
   b, h, img = config.train.batch_size, config.data.history, env.image_size
@@ -235,7 +236,7 @@ def compile_times(config, params, replans):
   from adajepa_jax.mpc import episode_keys
   program, _ = build(config, config.plan.planner, True, replans)
   keys = episode_keys(0, 1, 8)
-  fn = jax.jit(jax.vmap(lambda k: program.run(params, jax.random.wrap_key_data(k))))
+  fn = jax.jit(jax.vmap(lambda k: program.run(params, k)))
   out = {}
   for label in ("cold", "cached"):
     jax.clear_caches()
@@ -283,33 +284,31 @@ def main(argv):
   del argv
   unknown = [s for s in FLAGS.sections if s not in SECTIONS]
   if unknown:
-    raise ValueError(f"Unknown --sections {unknown}; valid: {', '.join(SECTIONS)}")
+    raise UsageError(f"Unknown --sections {unknown}; valid: {', '.join(SECTIONS)}")
   cold_cache = tempfile.mkdtemp(prefix="adajepa_bench_cache_")
   utils.setup_runtime(cold_cache, xla_flags=not FLAGS.xla_defaults)   # (d) needs an empty cache
   config = FLAGS.config
-  config.plan.cem.update(samples=FLAGS.cem_samples, iterations=FLAGS.cem_iterations,
-                         elites=max(1, round(FLAGS.cem_samples * 0.15)))
-  config.plan.gd.steps = FLAGS.gd_steps
-  from adajepa_jax.eval import pipeline
+  replans = config.eval.replans
+  from adajepa_jax.eval import build
   from adajepa_jax import envs
   if "e" in FLAGS.sections:   # bad shift names fail before any compilation
-    pipeline.check_conditions(config.task.name, FLAGS.conditions)
+    build.check_conditions(config.task.name, FLAGS.conditions)
     envs.shifts.same_env(FLAGS.conditions)
   env = envs.make(config.task.name, **config.task.kwargs)
-  params = pipeline.world_model_for(config, env).init(jax.random.key(0))
+  params = build.world_model_for(config, env).init(jax.random.key(0))
   print(f"device: {jax.devices()[0].device_kind} x{len(jax.devices())}; config {config.task.name} "
         f"{config.task.kwargs.image_size}px, CEM {config.plan.cem.samples}x{config.plan.cem.iterations}, "
         f"GD {config.plan.gd.steps} steps, adapt {config.adapt.spec}")
   results = {"device": jax.devices()[0].device_kind, "config": config.to_dict(),
              "xla_flags": os.environ.get("XLA_FLAGS", "")}
   sections = {
-      "d": ("compile", lambda: compile_times(config, params, FLAGS.replans)),
+      "d": ("compile", lambda: compile_times(config, params, replans)),
       "a": ("per_replan", lambda: per_replan_times(config, params, FLAGS.repeats)),
-      "b": ("throughput", lambda: throughput(config, params, [int(b) for b in FLAGS.batches], FLAGS.replans,
+      "b": ("throughput", lambda: throughput(config, params, [int(b) for b in FLAGS.batches], replans,
                                              FLAGS.repeats, FLAGS.reference_episodes)),
       "c": ("cem_flops", lambda: cem_flops(config, params, FLAGS.repeats, FLAGS.cem_batch)),
       "e": ("conditions", lambda: condition_batching(config, params, FLAGS.conditions, FLAGS.condition_episodes,
-                                                     FLAGS.replans, FLAGS.repeats)),
+                                                     replans, FLAGS.repeats)),
       "f": ("train_step", lambda: train_step_speed(config, FLAGS.repeats)),
   }
   for name in FLAGS.sections:
@@ -322,4 +321,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  utils.run(main, setup=False)

@@ -2,6 +2,7 @@
 
   python experiments/benchmark_envs.py                       # pusht, 64 px, batches 1,4,16,64,256
   python experiments/benchmark_envs.py --task=pushobj --batches=1,64 --collect_episodes=0
+  python experiments/benchmark_envs.py --cross_check          # maze physics: MJX vs MuJoCo C trajectories
 
 Prints one table: per batch size, rendered env-steps/s (physics + render, what data collection and MPC pay),
 physics-only MJX env-steps/s, and their ratio to single-threaded plain MuJoCo C stepping the same model and
@@ -9,11 +10,16 @@ control law on the same actions. Then times the real collection program (one sha
 episodes x `--collect_length` steps, including each episode's goal rollout) and projects the time for
 `--target_episodes` episodes; `--collect_full` collects them all instead of projecting.
 Timings exclude compilation (printed separately) and are not asserted anywhere.
+
+`--cross_check` prints the maze physics cross-check instead: the free / slide / corner scenarios of
+`maze.cross_check_scenarios` (`--cross_seeds` placements per layout, `--cross_steps` env steps each), stepped
+by MJX and by plain MuJoCo C from the same state; per layout and scenario the open-loop position error (max
+and median over steps and placements, cells), the one-step error (MuJoCo C stepped from MJX's state) and the
+fraction of steps with a MuJoCo C contact.
 """
 import tempfile
 import time
 
-from absl import app
 from absl import flags
 
 from adajepa_jax import utils
@@ -30,6 +36,14 @@ _COLLECT_LENGTH = flags.DEFINE_integer("collect_length", 100, "Env steps per col
 _TARGET = flags.DEFINE_integer("target_episodes", 1000, "Episodes to project the collection time for.")
 _FULL = flags.DEFINE_bool("collect_full", False, "Collect all target episodes (to a temp dir) instead.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed.")
+_CROSS = flags.DEFINE_bool("cross_check", False, "Print the maze MJX vs MuJoCo C cross-check (no timing).")
+_CROSS_LAYOUTS = flags.DEFINE_list("cross_layouts", ["umaze", "medium", "large", "diverse0", "diverse7",
+                                                     "diverse25"],
+                                   "Maze layouts: umaze, medium, large or diverse<id> (0-29).")
+_CROSS_STEPS = flags.DEFINE_integer("cross_steps", 150, "Env steps per cross-check scenario.")
+_CROSS_SEEDS = flags.DEFINE_integer("cross_seeds", 3, "Placements of each scenario per layout.")
+_CROSS_CONDITION = flags.DEFINE_string("cross_condition", "clean",
+                                       "Shift whose task transform (dynamics) the cross-check applies.")
 
 
 def _time(fn, *args, repeats):
@@ -81,9 +95,57 @@ def _mujoco_c(env, actions):
   return len(actions) / (time.perf_counter() - t)
 
 
+def _layout(name):
+  from adajepa_jax.envs import mazes
+
+  if name in mazes.REFERENCE:
+    return mazes.parse(mazes.REFERENCE[name])
+  if name.startswith("diverse") and name[7:].isdigit() and int(name[7:]) < mazes.DIVERSE_COUNT:
+    return mazes.diverse_layouts()[int(name[7:])]
+  raise ValueError(f"Unknown layout {name!r}; valid: {', '.join(mazes.REFERENCE)}, "
+                   f"diverse0..diverse{mazes.DIVERSE_COUNT - 1}")
+
+
+def cross_check():
+  """Prints the maze MJX vs MuJoCo C cross-check table (see the module docstring)."""
+  import numpy as np
+
+  from adajepa_jax.envs import maze, mazes, shifts
+
+  names = _CROSS_LAYOUTS.value
+  walls = [_layout(n) for n in names]
+  env = maze.PointMaze(layouts=walls, image_size=16, goal_rule="bfs", goal_band=(1, 100))
+  condition = shifts.get(_CROSS_CONDITION.value)
+  steps, seeds = _CROSS_STEPS.value, _CROSS_SEEDS.value
+  print(f"MJX vs MuJoCo C, {steps} env steps x {seeds} placements per scenario, condition "
+        f"{_CROSS_CONDITION.value}; position errors in cells")
+  print(f"{'layout':>10} {'scenario':>8} {'open-loop max':>13} {'p50':>8} {'one-step max':>12} {'p50':>8} "
+        f"{'contact steps':>13}")
+
+  def row(label, scenario, runs):
+    err, one, contact = (np.concatenate([r[k][1:] for r in runs]) for k in ("error", "step_error", "contacts"))
+    print(f"{label:>10} {scenario:>8} {err.max():>13.1e} {np.median(err):>8.1e} {one.max():>12.1e} "
+          f"{np.median(one):>8.1e} {100 * np.mean(contact > 0):>12.0f}%")
+
+  pooled = {s: [] for s in maze.CROSS_CHECK_SCENARIOS}
+  for name, w in zip(names, walls):
+    w = mazes.pad(w, env.grid_shape)
+    runs = {s: [] for s in maze.CROSS_CHECK_SCENARIOS}
+    for seed in range(seeds):
+      for s, (start, actions) in maze.cross_check_scenarios(w, steps, seed=seed).items():
+        runs[s].append(env.cross_check(condition.apply_task(env.make_task(w, start, start)), actions))
+    for s, rs in runs.items():
+      pooled[s] += rs
+      row(name, s, rs)
+  for s, rs in pooled.items():
+    row("all", s, rs)
+
+
 def main(argv):
   del argv
-  utils.setup_runtime()
+  if _CROSS.value:
+    cross_check()
+    return
   import jax
   import numpy as np
   from tqdm import tqdm
@@ -143,4 +205,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  utils.run(main)

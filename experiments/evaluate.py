@@ -1,72 +1,45 @@
 """Frozen vs adaptive MPC from a trained checkpoint, over shift conditions.
 
-  python experiments/evaluate.py --checkpoint=workdirs/pusht/train --workdir=workdirs/pusht/eval \
-      --shifts=clean,blur,dark --modes=frozen,predlast+enclast --planner=cem --episodes=50 --seeds=3
+  python experiments/evaluate.py --config=adajepa_jax/configs/stored.py:workdirs/pusht \
+      --workdir=workdirs/pusht/eval --shifts=clean,blur,dark --modes=frozen,predlast+enclast \
+      --config.plan.planner=gd --config.eval.episodes=50 --config.eval.seeds=3
 
-The task and model come from the checkpoint's stored config; flags override planning, adaptation and the
-evaluation budget. Writes a success table (CSV + markdown), success-vs-replan curves, GIFs and per-run
-JSON under --workdir (see adajepa_jax/eval/pipeline.py); an interrupted run resumes.
+The config is the one stored with the checkpoint (`configs/stored.py`), with `--config.section.key=value`
+overrides on top (planning, adaptation, the evaluation budget); the params come from the same checkpoint.
+Writes a success table (CSV + markdown), success-vs-replan curves, GIFs and per-run JSON under --workdir (see
+adajepa_jax/eval/pipeline.py); an interrupted run resumes.
+
+On several hosts run the same command on each with $JAX_COORDINATOR_ADDRESS (process 0's host:port),
+$JAX_NUM_PROCESSES and $JAX_PROCESS_ID set (README "Several hosts"; `join_hosts`).
 """
 import json
 import os
 
-from absl import app, flags
+from absl import flags
+from ml_collections import config_flags
 
 from adajepa_jax import utils
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "Training workdir (or its checkpoint folder) of the world model.")
+config_flags.DEFINE_config_file("config", None, "adajepa_jax/configs/stored.py:<training workdir>, plus "
+                                "--config.section.key=value overrides.")
 flags.DEFINE_string("workdir", None, "Where tables, curves and GIFs are written.")
 flags.DEFINE_list("shifts", ["clean"], "Shift conditions (adajepa_jax.envs.shifts.names()).")
-flags.DEFINE_list("modes", ["frozen", "predlast+enclast"], "'frozen' and/or adaptation specs.")
-flags.DEFINE_enum("planner", None, ["cem", "gd", "mppi"], "Planner (default: the checkpoint config's).")
-flags.DEFINE_integer("episodes", None, "Episodes per seed.")
-flags.DEFINE_integer("seeds", None, "Test seeds.")
-flags.DEFINE_integer("replans", None, "Replanning budget per episode.")
-flags.DEFINE_integer("batch_size", None, "Most episodes per compiled call (default: eval.batch_size).")
-flags.DEFINE_integer("samples", None, "CEM/MPPI samples.")
-flags.DEFINE_integer("iterations", None, "CEM/MPPI iterations (GD: steps).")
-flags.DEFINE_string("buffer", None, "Adaptation buffer: recent | hard | none | unbounded.")
-flags.DEFINE_float("adapt_lr_scale", None, "Multiplies both adaptation learning rates.")
-flags.DEFINE_integer("adapt_steps", None, "Gradient steps per replan (U).")
+flags.DEFINE_list("modes", ["frozen", "predlast+enclast"], "'frozen', 'oracle' and/or adaptation specs.")
 flags.DEFINE_integer("gifs", 2, "Episodes per run written as GIFs.")
-flags.DEFINE_string("set", "", "Config overrides on top of the checkpoint's config, e.g. "
-                    "'plan.proprio_weight=100.0,eval.seed=1' (applied before the flags above).")
-flags.mark_flags_as_required(["checkpoint", "workdir"])
-
-
-def apply_overrides(config):
-  """Applies the command-line overrides to the evaluation sections of `config` (in place)."""
-  if FLAGS.planner:
-    config.plan.planner = FLAGS.planner
-  for name, section, key in (("episodes", "eval", "episodes"), ("seeds", "eval", "seeds"),
-                             ("replans", "eval", "replans"), ("batch_size", "eval", "batch_size"),
-                             ("buffer", "adapt", "buffer"),
-                             ("adapt_steps", "adapt", "steps")):
-    if getattr(FLAGS, name) is not None:
-      config[section][key] = getattr(FLAGS, name)
-  if FLAGS.samples is not None:
-    config.plan.cem.samples = config.plan.mppi.samples = FLAGS.samples
-  if FLAGS.iterations is not None:
-    config.plan.cem.iterations = config.plan.mppi.iterations = config.plan.gd.steps = FLAGS.iterations
-  if FLAGS.adapt_lr_scale is not None:
-    from adajepa_jax import adaptation
-    lr_predictor, lr_encoder = adaptation.learning_rates(config)
-    config.adapt.update(lr_predictor=lr_predictor * FLAGS.adapt_lr_scale,
-                        lr_encoder=lr_encoder * FLAGS.adapt_lr_scale)
-  return config
+flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   del argv
-  utils.setup_runtime()
   from adajepa_jax import adaptation
-  from adajepa_jax.eval import pipeline
-  from adajepa_jax.training import checkpoint
+  from adajepa_jax.configs import stored
+  from adajepa_jax.eval import build, pipeline
 
-  from adajepa_jax.configs import base
-  params, config = checkpoint.load_world_model(FLAGS.checkpoint)
-  config = apply_overrides(base.apply_overrides(config, base.parse_overrides(FLAGS.set)))
+  config = FLAGS.config
+  build.check_conditions(config.task.name, FLAGS.shifts)
+  build.check_modes(FLAGS.modes)
+  params = stored.load_params(config)
   os.makedirs(FLAGS.workdir, exist_ok=True)
   with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:
     json.dump(config.to_dict(), f, indent=1, default=str)
@@ -78,5 +51,23 @@ def main(argv):
     print(f.read())
 
 
+def join_hosts():
+  """Several hosts: with $JAX_COORDINATOR_ADDRESS set (process 0's host:port), joins the $JAX_NUM_PROCESSES
+  processes as process $JAX_PROCESS_ID (`jax.distributed.initialize`); a no-op without it. Must run before
+  anything initialises JAX (loading the stored config does). Every process then evaluates its share of the
+  episodes, receives all results and writes the same files to its --workdir."""
+  if not os.environ.get("JAX_COORDINATOR_ADDRESS"):
+    return
+  bad = [f"{v}={os.environ.get(v)!r}" for v in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+         if not os.environ.get(v, "").isdigit()]
+  if bad:
+    raise ValueError(f"JAX_COORDINATOR_ADDRESS is set, so JAX_NUM_PROCESSES (the process count) and "
+                     f"JAX_PROCESS_ID (this process's index) must be integers; got {', '.join(bad)}")
+  import jax
+  jax.distributed.initialize(num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                             process_id=int(os.environ["JAX_PROCESS_ID"]))
+
+
 if __name__ == "__main__":
-  app.run(main)
+  join_hosts()
+  utils.run(main)

@@ -9,7 +9,6 @@ kwargs (shape set, layout set). Dynamics shifts look like `clean` by design (the
 """
 import os
 
-from absl import app
 from absl import flags
 
 from adajepa_jax import utils
@@ -103,17 +102,20 @@ def save_grid(path, images, applicable, task_names, shift_names):
 
 def main(argv):
   del argv
-  utils.setup_runtime()
   from adajepa_jax import envs
   from adajepa_jax.envs import shifts
+  from adajepa_jax.errors import UsageError
 
   task_names = FLAGS.tasks or envs.names()
   for t in task_names:
     if t not in envs.names():
-      raise ValueError(f"Unknown task {t!r}; valid tasks: {', '.join(envs.names())}")
+      raise UsageError(f"Unknown task {t!r}; valid tasks: {', '.join(envs.names())}")
   shift_names = FLAGS.shifts or shifts.names()
   for s in shift_names:
-    shifts.get(s)                                   # raises, listing the valid names
+    try:
+      shifts.get(s)
+    except ValueError as e:
+      raise UsageError(str(e)) from e
   images, applicable = make_gallery(task_names, shift_names, FLAGS.image_size, FLAGS.seed)
   os.makedirs(FLAGS.workdir, exist_ok=True)
   path = os.path.join(FLAGS.workdir, "gallery.png")
@@ -122,4 +124,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  utils.run(main)

@@ -8,7 +8,7 @@ already pass the success test.
 """
 import json
 
-from absl import app, flags
+from absl import flags
 
 from adajepa_jax import utils
 
@@ -22,15 +22,15 @@ flags.DEFINE_string("out", None, "Optional JSON output path.")
 
 def main(argv):
   del argv
-  utils.setup_runtime()
   import jax
   import numpy as np
 
   from adajepa_jax import envs
   from adajepa_jax.envs import push
+  from adajepa_jax.errors import UsageError
 
   if not FLAGS.task.startswith("push"):
-    raise app.UsageError(f"--task must be a push task (pusht, pushobj), got {FLAGS.task!r}")
+    raise UsageError(f"--task must be a push task (pusht, pushobj), got {FLAGS.task!r}")
   env = envs.make(FLAGS.task, image_size=32, goal_rule=FLAGS.goal_rule)
   st = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.key(FLAGS.seed), FLAGS.resets))
   s, g = np.asarray(st.info["state"]), np.asarray(st.info["goal_state"])
@@ -52,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  utils.run(main)

@@ -1,11 +1,14 @@
 """What moves frozen success: one frozen evaluation per variant of a trained model's config, on the same
 episodes, as one table (RESULTS.md's lever table).
 
-  python experiments/levers.py --checkpoint=workdirs/pusht_expert --workdir=workdirs/pusht_expert/levers \
-      --variants="base:;gd:plan.planner='gd';proprio10:plan.proprio_weight=10.0" --episodes=50 --seeds=1
+  python experiments/levers.py --config=adajepa_jax/configs/stored.py:workdirs/pusht_expert \
+      --workdir=workdirs/pusht_expert/levers --config.eval.episodes=50 --config.eval.seeds=1 \
+      --variants="base:;gd:plan.planner='gd';proprio10:plan.proprio_weight=10.0"
 
-A variant is `name:key=value,key=value` (config keys with dots, Python literal values; empty = the stored
-config). Several checkpoints may be compared with `--checkpoint=a,b` (every variant runs on each). Each row
+The model and its config come from the checkpoint (`configs/stored.py`, with `--config.section.key=value`
+overrides for every row). A variant is `name:key=value,key=value` on top of that (config keys with dots, Python
+literal values; empty = the config as given). `--compare=b,c` adds other training workdirs: each runs every
+variant on its own stored config with the same `--config.*` overrides. Each row
 gives the model's linear-probe R^2 for block x, y and angle (its evidence.json: the evaluated checkpoint),
 success (the paper's test), the paired difference against the first row on the same episodes, and the p50
 final agent / block (reference units) and angle (degrees) errors. Finished rows are kept (resume).
@@ -14,52 +17,71 @@ Writes <workdir>/<checkpoint name>__<variant>.json and <workdir>/levers.{csv,md}
 import json
 import os
 
-from absl import app, flags
+from absl import flags
+from ml_collections import config_flags
 
 from adajepa_jax import utils
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("checkpoint", None, "Training workdir(s) of the world model(s).")
+config_flags.DEFINE_config_file("config", None, "adajepa_jax/configs/stored.py:<training workdir>, plus "
+                                "--config.section.key=value overrides (for every row).")
+flags.DEFINE_list("compare", [], "More training workdirs, run with the same variants and --config.* overrides.")
 flags.DEFINE_string("workdir", None, "Where the rows and the table are written.")
 flags.DEFINE_string("variants", "base:", "';'-separated `name:key=value,key=value` config variants.")
-flags.DEFINE_integer("episodes", 50, "Episodes per seed.")
-flags.DEFINE_integer("seeds", 1, "Test seeds.")
 flags.DEFINE_string("condition", "clean", "Shift condition.")
-flags.mark_flags_as_required(["checkpoint", "workdir"])
+flags.mark_flags_as_required(["config", "workdir"])
 
 
 def parse_variants(text):
-  """'a:x.y=1,z.w=2;b:' -> [('a', {'x.y': 1, 'z.w': 2}), ('b', {})]; ValueError names a malformed part."""
+  """'a:x.y=1,z.w=2;b:' -> [('a', {'x.y': 1, 'z.w': 2}), ('b', {})]; UsageError names a malformed part."""
   from adajepa_jax.configs import base
+  from adajepa_jax.errors import UsageError
   out = []
   for part in filter(None, (p.strip() for p in text.split(";"))):
     name, sep, body = part.partition(":")
     if not sep or not name:
-      raise ValueError(f"Malformed variant {part!r}; expected name:key=value,key=value")
+      raise UsageError(f"Malformed variant {part!r}; expected name:key=value,key=value")
     out.append((name, base.parse_overrides(body)))
   if not out:
-    raise ValueError("--variants names no variant")
+    raise UsageError("--variants names no variant")
   return out
+
+
+def model_configs():
+  """The stored config of --config and of each --compare workdir, all with the command line's overrides."""
+  from adajepa_jax.configs import stored
+  from adajepa_jax.errors import UsageError
+  overrides = config_flags.get_override_values(FLAGS["config"])
+  configs = [FLAGS.config]
+  for workdir in FLAGS.compare:
+    config = stored.get_config(workdir)
+    config.lock()
+    try:
+      config.update_from_flattened_dict(overrides)
+    except KeyError as e:
+      raise UsageError(f"--compare={workdir}: its config cannot take the --config overrides: {e}") from e
+    configs.append(config)
+  return configs
 
 
 def main(argv):
   del argv
-  utils.setup_runtime()
   import numpy as np
 
-  from adajepa_jax.configs import base
-  from adajepa_jax.eval import metrics, pipeline, report
-  from adajepa_jax.training import checkpoint
+  from adajepa_jax.configs import base, stored
+  from adajepa_jax.eval import build, metrics, pipeline, report
 
   variants = parse_variants(FLAGS.variants)
+  models = model_configs()
+  for model in models:   # every row's config checked before anything runs
+    for _, o in variants:
+      build.check_conditions(base.apply_overrides(model, o).task.name, [FLAGS.condition])
   os.makedirs(FLAGS.workdir, exist_ok=True)
   rows, first = [], None
-  for ckpt in FLAGS.checkpoint:
-    params, stored = checkpoint.load_world_model(ckpt)
-    stored.eval.update(episodes=FLAGS.episodes, seeds=FLAGS.seeds)
-    configs = [(name, base.apply_overrides(stored, o), o) for name, o in variants]   # all checked before running
-    for _, cfg, _ in configs:
-      pipeline.check_conditions(cfg.task.name, [FLAGS.condition])
+  for model in models:
+    params = stored.load_params(model)
+    configs = [(name, base.apply_overrides(model, o), o) for name, o in variants]
+    ckpt = model.checkpoint.workdir
     with open(os.path.join(ckpt, "evidence.json")) as f:
       r2 = json.load(f).get("probe", {}).get("r2", {})
     label = os.path.basename(os.path.normpath(ckpt))
@@ -75,7 +97,7 @@ def main(argv):
           json.dump(summary, f, indent=1)
       first = first or summary
       diff = (metrics.paired_difference(summary["episodes"]["success_any"], first["episodes"]["success_any"],
-                                        FLAGS.seeds) if summary is not first else None)
+                                        cfg.eval.seeds) if summary is not first else None)
       err = summary["final_error_p50"]
       rows.append({
           "model": label, "variant": name, "overrides": " ".join(f"{k}={v}" for k, v in overrides.items()),
@@ -94,4 +116,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  utils.run(main)

@@ -1,12 +1,14 @@
 """README's main job: offline data -> world model -> frozen vs adaptive MPC -> REPORT.md, on a small default.
 
-  python experiments/quickstart.py --workdir=workdirs/quickstart          # (or: make demo)
+  python experiments/quickstart.py --config.eval.episodes=20 --workdir=workdirs/quickstart    # (or: make demo)
 
 The default task is PointMaze-Medium under its dynamics shift (clean vs high damping): at CPU scale it is the
 task whose frozen model plans well within the quickstart's 20-minute budget. PushT (the longer run, about
 45 minutes, RESULTS.md section 2):
-  python experiments/quickstart.py --config=adajepa_jax/configs/pusht.py:cpu --shifts=clean --eval_episodes=50 \
-      --workdir=workdirs/pusht
+  python experiments/quickstart.py --config=adajepa_jax/configs/pusht.py:cpu --shifts=clean --workdir=workdirs/pusht
+
+Settings are the config's (`--config.section.key=value` overrides; e.g. `--config.eval.episodes=20` for the
+evaluation budget, 3 seeds x 50 episodes by default).
 
 Every stage resumes: data shards, training checkpoints and finished evaluation runs are reused when the
 command is run again, so an interruption loses at most the stage in flight. Writes under --workdir:
@@ -20,7 +22,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from adajepa_jax import utils
@@ -30,8 +32,6 @@ config_flags.DEFINE_config_file("config", "adajepa_jax/configs/pointmaze.py:cpu"
 flags.DEFINE_string("workdir", "workdirs/quickstart", "Run folder.")
 flags.DEFINE_list("shifts", ["clean", "high_damping"], "Shift conditions to evaluate.")
 flags.DEFINE_list("modes", ["frozen", "predlast+enclast"], "'frozen' and/or adaptation specs.")
-flags.DEFINE_integer("eval_episodes", 20, "Evaluation episodes per seed (the paper: 50).")
-flags.DEFINE_integer("eval_seeds", 3, "Evaluation seeds (the paper: 3).")
 
 
 def _collect(config, data_dir):
@@ -96,16 +96,14 @@ def _report(workdir, config, manifest, evidence, success_md, timings):
 
 def main(argv):
   del argv
-  utils.setup_runtime()
-  from adajepa_jax.eval import pipeline
+  from adajepa_jax.eval import build, pipeline
   from adajepa_jax.training import checkpoint, train
 
   config = FLAGS.config
   workdir = FLAGS.workdir
-  config.eval.episodes, config.eval.seeds = FLAGS.eval_episodes, FLAGS.eval_seeds
   # Validate every choice before the long stages start.
-  pipeline.check_modes(FLAGS.modes)
-  pipeline.check_conditions(config.task.name, FLAGS.shifts)
+  build.check_modes(FLAGS.modes)
+  build.check_conditions(config.task.name, FLAGS.shifts)
   os.makedirs(workdir, exist_ok=True)
   timings = {}
 
@@ -121,23 +119,20 @@ def main(argv):
 
   t = time.perf_counter()
   print(f"[3/3] frozen vs adaptive MPC on {FLAGS.shifts} -> {workdir}/eval")
-  params, stored = checkpoint.load_world_model(workdir)
-  # The model comes from the checkpoint; planning, adaptation and the budget from this run's config.
-  for section in ("plan", "adapt", "eval"):
-    stored[section] = config[section]
+  params, _ = checkpoint.load_world_model(workdir, config=config)   # the evaluated checkpoint: best, else latest
   eval_dir = os.path.join(workdir, "eval")
   os.makedirs(eval_dir, exist_ok=True)
   with open(os.path.join(eval_dir, "config.json"), "w") as f:
-    json.dump(stored.to_dict(), f, indent=1, default=str)
-  pipeline.evaluate_and_report(stored, params, eval_dir, FLAGS.shifts, FLAGS.modes)
+    json.dump(config.to_dict(), f, indent=1, default=str)
+  pipeline.evaluate_and_report(config, params, eval_dir, FLAGS.shifts, FLAGS.modes)
   timings["evaluate"] = time.perf_counter() - t
 
   with open(os.path.join(eval_dir, "success.md")) as f:
     success_md = f.read()
-  _report(workdir, stored, manifest, summary.get("evidence"), success_md, timings)
+  _report(workdir, config, manifest, summary.get("evidence"), success_md, timings)
   print(success_md)
   print(f"report: {os.path.join(workdir, 'REPORT.md')}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  utils.run(main)

@@ -1,6 +1,6 @@
 """Pretrains a JEPA world model on offline data and prints the evidence that it is good enough to plan with.
 
-  python experiments/collect_data.py --task=pusht --workdir=workdirs/pusht ...
+  python experiments/collect_data.py --config=adajepa_jax/configs/pusht.py:cpu --workdir=workdirs/pusht
   python experiments/train_world_model.py --config=adajepa_jax/configs/pusht.py:cpu --workdir=workdirs/pusht
 
 Reads `<workdir>/data` (or `--config.train.data_dir`), writes config.json, metrics.csv, tb/,
@@ -9,7 +9,6 @@ checkpoints/{latest,best} and evidence.json under the workdir. Re-running resume
 import json
 import logging
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
@@ -29,7 +28,6 @@ class _QuietOrbax(logging.Filter):
 
 def main(argv):
   del argv
-  utils.setup_runtime()
   for handler in logging.getLogger().handlers + logging.getLogger("absl").handlers:
     handler.addFilter(_QuietOrbax())
   from adajepa_jax.training import train  # after the runtime setup
@@ -50,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  utils.run(main)

@@ -107,6 +107,16 @@ def test_lora_spec_needs_adapters(setup):
     adaptation.resolve("lora", setup["params"])
 
 
+def test_partition_and_combine(setup):
+  params = setup["params"]
+  labels = adaptation.resolve("predlast+enclast", params)
+  trainable, frozen = adaptation.partition(params, labels)
+  lab = _leaves(labels)
+  assert set(_leaves(trainable)) == {p for p, l in lab.items() if l != "frozen"}
+  assert set(_leaves(frozen)) == {p for p, l in lab.items() if l == "frozen"}
+  chex.assert_trees_all_equal(adaptation.combine(trainable, frozen), params)
+
+
 def test_default_step_freezes_and_adapts(setup):
   params, labels, new_params, _, metrics = _run(setup, "predlast+enclast")
   old, new, lab = _leaves(params), _leaves(new_params), _leaves(labels)

@@ -1,6 +1,9 @@
 """Offline data: one jitted collection program, chunked shards + manifest, seeded windows that line up."""
+import hashlib
 import json
 import os
+import re
+import shutil
 
 import jax
 import numpy as np
@@ -54,6 +57,9 @@ def test_shards_and_manifest(data_dir):
   assert [s["episodes"] for s in m["shards"]] == [SHARD, EPISODES - SHARD]
   assert 0.0 <= m["contact_fraction"] <= 1.0
   assert m["shape_names"] == ["T", "L", "Z", "+"] and m["fingerprint"]
+  for s in m["shards"]:   # the manifest records each shard's size and file checksum
+    assert s["bytes"] == os.path.getsize(os.path.join(data_dir, s["file"]))
+    assert s["checksum"].startswith("sha256:") and len(s["checksum"]) == 7 + 64
   shard = storage.open_shard(os.path.join(data_dir, m["shards"][0]["file"]))
   assert isinstance(shard["pixels"], np.memmap)   # read lazily, never the whole dataset
   assert shard["pixels"].shape == (SHARD, LENGTH + 1, IMAGE, IMAGE, 3) and shard["pixels"].dtype == np.uint8
@@ -145,9 +151,104 @@ def test_resume_keeps_written_shards(env, data_dir):
   assert os.path.getmtime(os.path.join(data_dir, "shard_00000.npz")) == before and m["complete"]
 
 
+def _copy(data_dir, tmp_path):
+  """A copy of the dataset at <tmp_path>/run/data, the layout experiments/collect_data.py writes."""
+  return shutil.copytree(data_dir, str(tmp_path / "run" / "data"))
+
+
+def _resume(env, out):
+  return collect.collect_to_dir(env, out, EPISODES, LENGTH, seed=3, shard_episodes=SHARD, expert_fraction=0.5,
+                                manifest_extra=dict(task="pushobj"))
+
+
+def _truncate(path):
+  size = os.path.getsize(path)
+  with open(path, "r+b") as f:
+    f.truncate(size // 2)
+  return size
+
+
+def test_truncated_or_missing_shard_gets_a_clear_error(data_dir, tmp_path):
+  """Opening a dataset checks shard sizes: the error names the shard, expected vs found, and the command."""
+  out = _copy(data_dir, tmp_path)
+  path = os.path.join(out, "shard_00001.npz")
+  size = _truncate(path)
+  with pytest.raises(storage.ShardError) as err:
+    dataset.WindowDataset(out, history=HISTORY, frameskip=FRAMESKIP)
+  msg = str(err.value)
+  assert isinstance(err.value, ValueError) and err.value.path == path
+  assert f"Shard {path} has the wrong size: expected {size} bytes, found {size // 2}" in msg
+  assert (f"python experiments/collect_data.py --config=adajepa_jax/configs/pushobj.py:cpu "
+          f"--config.task.name=pushobj --config.task.kwargs.image_size={IMAGE} --config.data.episodes={EPISODES} "
+          f"--config.data.length={LENGTH} --config.data.seed=3 --config.data.shard_episodes={SHARD} "
+          f"--config.data.expert_fraction=0.5 --workdir={tmp_path / 'run'}" in msg)
+  os.remove(path)
+  with pytest.raises(storage.ShardError, match=re.escape(f"Shard {path} is missing (per ")):
+    dataset.WindowDataset(out, history=HISTORY, frameskip=FRAMESKIP)
+
+
+def test_checksum_catches_flipped_bytes_and_resume_rewrites_them(env, data_dir, tmp_path):
+  """Same size, other bytes: the size check passes, the checksum (on demand, and on resume) does not."""
+  out = _copy(data_dir, tmp_path)
+  path = os.path.join(out, "shard_00000.npz")
+  with open(path, "r+b") as f:
+    f.seek(os.path.getsize(path) // 2)   # inside the pixels
+    chunk = f.read(16)
+    f.seek(-16, os.SEEK_CUR)
+    f.write(bytes(b ^ 0xFF for b in chunk))
+  dataset.WindowDataset(out, history=HISTORY, frameskip=FRAMESKIP)
+  expected = f"Shard {path} has the wrong checksum: expected sha256:"
+  with pytest.raises(storage.ShardError, match=re.escape(expected)):
+    dataset.WindowDataset(out, history=HISTORY, frameskip=FRAMESKIP, verify="checksum")
+  _resume(env, out)
+  dataset.WindowDataset(out, history=HISTORY, frameskip=FRAMESKIP, verify="checksum")
+  clean = _load(os.path.join(data_dir, "shard_00000.npz"))
+  np.testing.assert_array_equal(_load(path)["pixels"], clean["pixels"])
+
+
+def test_resume_rewrites_a_truncated_shard(env, data_dir, tmp_path):
+  """Resume keeps the good shard, collects the truncated one again; the data then equals a clean run's."""
+  out = _copy(data_dir, tmp_path)
+  good = os.path.getmtime(os.path.join(out, "shard_00000.npz"))
+  _truncate(os.path.join(out, "shard_00001.npz"))
+  m = _resume(env, out)
+  assert m["complete"] and os.path.getmtime(os.path.join(out, "shard_00000.npz")) == good
+  resumed = dataset.WindowDataset(out, history=HISTORY, frameskip=FRAMESKIP, split="all", verify="checksum")
+  clean = dataset.WindowDataset(data_dir, history=HISTORY, frameskip=FRAMESKIP, split="all")
+  for a, b in zip(resumed.batches(8, 1, num_batches=3, include_states=True),
+                  clean.batches(8, 1, num_batches=3, include_states=True)):
+    for k in b:
+      np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_manifest_without_sizes_is_checked_by_checksum(env, data_dir, tmp_path):
+  """Older manifests record only a sha1 of the actions, states and task_ids: opening checks it instead."""
+  out = _copy(data_dir, tmp_path)
+  m = storage.read_manifest(out)
+  for s in m["shards"]:
+    arrays, digest = _load(os.path.join(out, s["file"])), hashlib.sha1()
+    for k in ("actions", "states", "task_ids"):
+      digest.update(arrays[k].tobytes())
+    del s["bytes"]
+    s["checksum"] = digest.hexdigest()[:16]
+  storage.write_manifest(out, m)
+  dataset.WindowDataset(out, history=HISTORY, frameskip=FRAMESKIP)
+  path = os.path.join(out, "shard_00001.npz")
+  _truncate(path)
+  legacy = m["shards"][1]["checksum"]
+  expected = f"Shard {path} has the wrong checksum: expected {legacy}, found an unreadable file (BadZipFile"
+  with pytest.raises(storage.ShardError, match=re.escape(expected)):
+    dataset.WindowDataset(out, history=HISTORY, frameskip=FRAMESKIP)
+  shards = _resume(env, out)["shards"]   # the kept shard gains its size; the rewritten one a file checksum
+  assert shards[0]["checksum"] == m["shards"][0]["checksum"] and shards[1]["checksum"].startswith("sha256:")
+  assert [s["bytes"] for s in shards] == [os.path.getsize(os.path.join(out, s["file"])) for s in shards]
+
+
 def test_bad_inputs(data_dir, tmp_path):
   with pytest.raises(ValueError, match="valid splits: train, val, all"):
     dataset.WindowDataset(data_dir, split="test")
+  with pytest.raises(ValueError, match="valid choices: size, checksum"):
+    dataset.WindowDataset(data_dir, verify="md5")
   with pytest.raises(ValueError, match="exceeds the episode length"):
     dataset.WindowDataset(data_dir, history=5, frameskip=5)
   with pytest.raises(ValueError, match="manifest"):

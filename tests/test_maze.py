@@ -246,7 +246,67 @@ def test_offline_collection_pipeline_runs_on_mazes(env):
   assert visited > episodes                                   # on average it leaves its start cell
 
 
+def test_maze_data_fingerprint_names_the_physics_version(env, tmp_path):
+  """Data collected under older maze physics is not resumed: the fingerprint includes the version."""
+  from adajepa_jax.data import collect, storage
+  manifest = collect.collect_to_dir(env, str(tmp_path), episodes=2, length=3)
+  settings = dict(episodes=2, length=3, seed=0, shard_episodes=2, image_size=int(env.image_size))
+  assert env.physics_version >= 1
+  assert manifest["fingerprint"] == storage.fingerprint(dict(settings, physics_version=env.physics_version))
+  assert manifest["fingerprint"] != storage.fingerprint(settings)
+
+
 def test_task_with_another_grid_is_rejected(env):
   small = env.make_task(mazes.parse(mazes.U_MAZE), [1.5, 3.5], [3.5, 1.5])
   with pytest.raises(ValueError, match="grid"):
     env.reset_to(jax.random.key(0), small)
+
+
+CROSS_STEPS = 40           # two periods of the scenarios' oscillating actions
+CROSS_TOL = 1e-3           # cells: MJX (float32) vs MuJoCo C (float64) position error, open loop
+CROSS_STEP_TOL = 1e-4      # cells: after one step of MuJoCo C from MJX's state (the old 0.002 margin: ~3e-3)
+
+
+@pytest.fixture(scope="module")
+def cross(env):
+  """The three cross-check scenarios in Medium (padded to the env's grid), default and low-mass dynamics."""
+  walls = mazes.pad(mazes.parse(mazes.MEDIUM), env.grid_shape)
+  out = {}
+  for name, (start, actions) in maze.cross_check_scenarios(walls, CROSS_STEPS, seed=1).items():
+    task = env.make_task(walls, start, start)
+    out[name] = env.cross_check(task, actions)
+    out[name + "_low_mass"] = env.cross_check(shifts.get("low_mass").apply_task(task), actions)
+  return walls, out
+
+
+@pytest.mark.parametrize("scenario", maze.CROSS_CHECK_SCENARIOS)
+def test_cross_check_mjx_matches_mujoco_c(cross, scenario):
+  walls, runs = cross
+  run = runs[scenario]
+  chex.assert_shape(run["mjx"], (CROSS_STEPS + 1, 4))
+  assert run["error"].max() < CROSS_TOL, run["error"].max()
+  for r in (run, runs[scenario + "_low_mass"]):      # the low-mass ball's contacts are as soft in both
+    assert r["step_error"].max() < CROSS_STEP_TOL, r["step_error"].max()
+  # The scenarios do what they say, so the agreement is not vacuous.
+  gap = _wall_distance(walls, run["c"][:, :2]) - maze.BALL_RADIUS
+  if scenario == "free":
+    assert run["contacts"].max() == 0 and gap.min() > 0.1
+  elif scenario == "slide":
+    assert np.all(run["contacts"][5:] >= 1) and np.all(np.abs(gap[5:]) < 0.01)   # pressed on the wall
+    along = np.ptp(run["c"][:, :2], axis=0).max()
+    assert along > 0.5                                   # and sliding along it across the boxes' joint
+  else:
+    assert run["contacts"].max() >= 2 and gap.min() < 0.0      # both walls of the corner at once
+
+
+def test_mj_model_for_mirrors_the_mjx_model(env):
+  """The C model has a box per wall cell and the same ball as `model_for` (mass, damping, inverse weights)."""
+  walls = mazes.pad(mazes.parse(mazes.U_MAZE), env.grid_shape)
+  task = env.make_task(walls, [1.5, 8.5], [3.5, 6.5]).replace(
+      mass_scale=jnp.float32(0.2), damping_scale=jnp.float32(20.0))
+  mj, mx = env.mj_model_for(task), env.model_for(task)
+  assert mj.ngeom == walls.sum() + 1
+  for field in ("body_mass", "body_invweight0", "dof_damping", "dof_invweight0"):
+    np.testing.assert_allclose(np.asarray(getattr(mx, field)), getattr(mj, field), rtol=1e-5, err_msg=field)
+  with pytest.raises(ValueError, match="inner corner"):
+    maze.cross_check_scenarios(mazes.parse("###\n#O#\n###"), 4)

@@ -7,7 +7,7 @@ import pytest
 
 from adajepa_jax import envs
 from adajepa_jax.configs import pusht
-from adajepa_jax.eval import pipeline
+from adajepa_jax.eval import build
 from adajepa_jax.envs import shifts
 from adajepa_jax.mpc import chunk_size, episode_keys, evaluate, make_episode, make_mesh, with_conditions
 
@@ -21,7 +21,7 @@ BATCH_SIZE = 6           # the 3 x 4 episodes run in two chunks
 def setup():
   cfg = pusht.get_config("tiny")
   env = envs.make(cfg.task.name, **cfg.task.kwargs)
-  wm = pipeline.world_model_for(cfg, env)
+  wm = build.world_model_for(cfg, env)
   params = jax.jit(wm.init)(jax.random.key(0))
   keys = episode_keys(0, SEEDS, EPISODES)
   return cfg, env, wm, params, keys
@@ -33,13 +33,13 @@ def results(setup):
   episode alone through a clean-only adaptive program (fewer episodes than devices: one device)."""
   cfg, env, wm, params, keys = setup
   assert len(jax.devices()) == 2, "conftest should give 2 host devices"
-  key_data, ids = with_conditions(keys, len(CONDITIONS))
+  all_keys, ids = with_conditions(keys, len(CONDITIONS))
   out = {"ids": ids}
   for mode in ("frozen", "predlast+enclast"):
-    program = make_episode(env, wm, pipeline.mode_config(cfg, mode), CONDITIONS)
-    out[mode] = jax.tree.map(np.asarray, evaluate(program, params, key_data, ids, mesh=make_mesh(),
+    program = make_episode(env, wm, build.mode_config(cfg, mode), CONDITIONS)
+    out[mode] = jax.tree.map(np.asarray, evaluate(program, params, all_keys, ids, mesh=make_mesh(),
                                                   batch_size=BATCH_SIZE))
-  adaptive = make_episode(env, wm, pipeline.mode_config(cfg, "predlast+enclast"))
+  adaptive = make_episode(env, wm, build.mode_config(cfg, "predlast+enclast"))
   out["single"] = jax.tree.map(np.asarray, evaluate(adaptive, params, keys[:1], mesh=make_mesh()))
   return out
 
@@ -101,9 +101,9 @@ def test_adaptation_changes_only_what_follows_the_first_update(results):
 def test_bad_mode_and_shift_fail_fast(setup):
   cfg = setup[0]
   with pytest.raises(ValueError, match="valid specs"):
-    pipeline.check_modes(["frozen", "predlast+encmiddle"])
+    build.check_modes(["frozen", "predlast+encmiddle"])
   with pytest.raises(ValueError, match="Unknown"):
-    pipeline.check_conditions(cfg.task.name, ["blurry"])
+    build.check_conditions(cfg.task.name, ["blurry"])
 
 
 def test_batched_adaptive_episodes_share_frozen_weights(setup):
@@ -111,8 +111,8 @@ def test_batched_adaptive_episodes_share_frozen_weights(setup):
   the encoder's convolutions are not lowered as grouped (per-episode-kernel) convolutions."""
   import re
   cfg, env, wm, params, keys = setup
-  program = make_episode(env, wm, pipeline.mode_config(cfg, "predlast+enclast"), record_frames=False)
-  text = jax.jit(jax.vmap(lambda k: program.run(params, jax.random.wrap_key_data(k)))).lower(keys).as_text()
+  program = make_episode(env, wm, build.mode_config(cfg, "predlast+enclast"), record_frames=False)
+  text = jax.jit(jax.vmap(lambda k: program.run(params, k))).lower(keys).as_text()
   convs = re.findall(r"stablehlo\.convolution.*", text)
   assert convs
   groups = [int(m) for c in convs for m in re.findall(r"feature_group_count = (\d+)", c)]
@@ -128,10 +128,10 @@ def test_cached_trunk_features_match_re_encoding_pixels(setup):
       jax.random.key(7), params["predictor"]["out_proj"]["kernel"].shape)   # gradients reach the blocks
   runs = {}
   for spec in ("predlast", "predlast+encfirst"):
-    c = pipeline.mode_config(cfg, spec)
+    c = build.mode_config(cfg, spec)
     c.adapt.lr_encoder = 0.0
     program = make_episode(env, wm, c, record_frames=False)
-    carry = jax.jit(program.init)(params, jax.random.wrap_key_data(keys[0]))
+    carry = jax.jit(program.init)(params, keys[0])
     assert set(carry.context.obs) == ({"features", "proprio"} if spec == "predlast" else {"pixels", "proprio"})
     assert set(carry.buffer.windows) >= set(carry.context.obs)
     runs[spec] = jax.tree.map(np.asarray, evaluate(program, params, keys[:2], mesh=None))
@@ -144,7 +144,16 @@ def test_cached_trunk_features_match_re_encoding_pixels(setup):
 
 def test_condition_ids_and_batch_size_are_checked(setup):
   cfg, env, wm, params, keys = setup
-  program = make_episode(env, wm, pipeline.mode_config(cfg, "frozen"), ["clean", "blur"])
+  program = make_episode(env, wm, build.mode_config(cfg, "frozen"), ["clean", "blur"])
+  assert jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key) and keys.shape == (SEEDS * EPISODES,)
+  with pytest.raises(TypeError, match=r"uint32\[4, 2\].*wrap_key_data"):   # raw key data
+    evaluate(program, params, jax.random.key_data(keys))
+  with pytest.raises(TypeError, match="typed PRNG keys"):
+    with_conditions(np.asarray(jax.random.key_data(keys)), 2)
+  with pytest.raises(ValueError, match=r"key<fry>\[2, 2\]"):
+    evaluate(program, params, keys.reshape(2, 2))
+  with pytest.raises(ValueError, match="E >= 1"):
+    evaluate(program, params, keys[:0])
   with pytest.raises(ValueError, match="clean, blur"):
     evaluate(program, params, keys, np.full(len(keys), 2))
   with pytest.raises(ValueError, match="batch_size"):

@@ -44,12 +44,12 @@ def test_oracle_episode_beats_doing_nothing(setup):
   assert result.states.shape == (2, r + 1, env.state_size) and result.per_replan["success"].shape == (2, r)
   assert result.frames is None and np.all(result.per_replan["pred_error_before"] == 0)
   # The same episodes as the model runs: make_episode's init splits the key the same way.
-  k_task, k_reset = jax.random.split(jax.random.wrap_key_data(keys[0]), 6)[:2]
+  k_task, k_reset = jax.random.split(keys[0], 6)[:2]
   state = env.reset_to(k_reset, env.sample_task(k_task))
   np.testing.assert_allclose(result.goal_state[0], state.info["goal_state"], atol=1e-6)
   idle = jax.vmap(lambda k: env.simulate(
       env.reset_to(jax.random.split(k, 6)[1], env.sample_task(jax.random.split(k, 6)[0])),
-      jnp.zeros((r * cfg.data.frameskip, 2)))[-1])(jax.random.wrap_key_data(keys))
+      jnp.zeros((r * cfg.data.frameskip, 2)))[-1])(keys)
   idle_cost = env.goal_cost(idle, result.goal_state)
   final_cost = env.goal_cost(result.states[:, -1], result.goal_state)
   assert float(np.mean(final_cost)) < float(np.mean(idle_cost))

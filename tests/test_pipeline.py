@@ -10,7 +10,7 @@ import pytest
 
 from adajepa_jax import envs
 from adajepa_jax.configs import pusht
-from adajepa_jax.eval import metrics, pipeline
+from adajepa_jax.eval import build, metrics, pipeline
 
 MODES = ["frozen", "predlast+enclast"]
 CONDITIONS = ["clean", "blur", "low_mass"]   # as tests/test_mpc.py: the same programs (compilation cache hits)
@@ -21,7 +21,7 @@ def run(tmp_path_factory):
   cfg = pusht.get_config("tiny")
   cfg.eval.batch_size = 6
   env = envs.make(cfg.task.name, **cfg.task.kwargs)
-  params = pipeline.world_model_for(cfg, env).init(jax.random.key(0))
+  params = build.world_model_for(cfg, env).init(jax.random.key(0))
   workdir = str(tmp_path_factory.mktemp("eval"))
   summaries = pipeline.evaluate_and_report(cfg, params, workdir, CONDITIONS, MODES, gifs=1, progress=False)
   return cfg, params, workdir, summaries
@@ -78,7 +78,8 @@ def test_quickstart_end_to_end(tmp_path):
   root = os.path.dirname(os.path.dirname(__file__))
   cmd = [sys.executable, os.path.join(root, "experiments", "quickstart.py"),
          f"--config={os.path.join(root, 'adajepa_jax', 'configs', 'pusht.py')}:tiny",
-         f"--workdir={tmp_path}", "--shifts=clean", "--eval_episodes=2", "--eval_seeds=2"]
+         f"--workdir={tmp_path}", "--shifts=clean", "--config.eval.episodes=2",
+         "--config.eval.seeds=2"]
   subprocess.run(cmd, check=True, cwd=root)
   report = (tmp_path / "REPORT.md").read_text()
   assert "Frozen vs adaptive" in report and "predlast+enclast" in report

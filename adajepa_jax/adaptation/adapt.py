@@ -1,15 +1,24 @@
-"""One test-time adaptation step: masked Adam on the pretraining loss over the online buffer."""
+"""One test-time adaptation step: masked Adam on the pretraining loss over the online buffer.
+
+The freezing contract: `trainable, frozen = partition(params, labels)` splits the params by label, gradients
+and updates touch `trainable` only, and `combine(trainable, frozen)` puts the untouched frozen leaves back,
+so they come out bit-identical (and, under vmap over episodes, unbatched: shared weights).
+"""
+import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 from adajepa_jax.adaptation import buffer as buffer_lib
 from adajepa_jax.adaptation import spec as spec_lib
+from adajepa_jax.models.world_model import Batch, LossFn
 
 FROZEN = spec_lib.FROZEN
+Labels = spec_lib.Labels
 
 
-def make_optimizer(labels, lr_predictor, lr_encoder):
+def make_optimizer(labels: Labels, lr_predictor: float, lr_encoder: float) -> optax.GradientTransformation:
   """Per-group Adam; frozen leaves get zero updates.
 
   Args:
@@ -25,17 +34,24 @@ def make_optimizer(labels, lr_predictor, lr_encoder):
        FROZEN: optax.set_to_zero()}, labels)
 
 
-def learning_rates(cfg):
+def learning_rates(cfg: ml_collections.ConfigDict) -> tuple[float, float]:
   """(lr_predictor, lr_encoder) of test-time adaptation: `cfg.adapt.lr_*`, where None (the default) means
   the training rate `cfg.train.lr_*`, as the paper adapts at its training learning rates."""
   return tuple(float(cfg.train[k] if cfg.adapt[k] is None else cfg.adapt[k])
                for k in ("lr_predictor", "lr_encoder"))
 
 
-def prepare(cfg, params, key):
-  """Resolves the `adapt` config section for `params`.
+def add_adapters(cfg: ml_collections.ConfigDict, params: optax.Params, key: chex.PRNGKey) -> optax.Params:
+  """`params` plus zero-initialised LoRA adapters (rank `cfg.adapt.lora_rank`) when `cfg.adapt.spec` names
+  'lora' and `params` has none yet; otherwise `params` unchanged."""
+  if "lora" in spec_lib.parse(cfg.adapt.spec) and "lora" not in params:
+    return spec_lib.with_adapters(key, params, cfg.adapt.lora_rank)
+  return params
 
-  Adds zero-initialised LoRA adapters (rank `cfg.adapt.lora_rank`) when the spec contains 'lora'.
+
+def prepare(cfg: ml_collections.ConfigDict, params: optax.Params, key: chex.PRNGKey
+            ) -> tuple[optax.Params, Labels, optax.GradientTransformation]:
+  """Resolves the `adapt` config section for `params`.
 
   Args:
     cfg: the run config (its `adapt` section: spec, lr_predictor, lr_encoder, lora_rank; its `train`
@@ -44,16 +60,15 @@ def prepare(cfg, params, key):
     key: PRNG key for the adapters.
 
   Returns:
-    (params, labels, optimizer): params (with adapters if needed), their labels, the optimiser.
+    (params, labels, optimizer): params (with adapters if the spec asks, see `add_adapters`), their labels,
+    the optimiser.
   """
-  atoms = spec_lib.parse(cfg.adapt.spec)
-  if "lora" in atoms and "lora" not in params:
-    params = spec_lib.with_adapters(key, params, cfg.adapt.lora_rank)
+  params = add_adapters(cfg, params, key)
   labels = spec_lib.resolve(cfg.adapt.spec, params)
   return params, labels, make_optimizer(labels, *learning_rates(cfg))
 
 
-def window_losses(params, windows, loss_fn):
+def window_losses(params: optax.Params, windows: Batch, loss_fn: LossFn) -> jax.Array:
   """The loss of each window on its own, e.g. to score windows for the `hard` buffer policy.
 
   Args:
@@ -70,11 +85,18 @@ def window_losses(params, windows, loss_fn):
   return jax.vmap(one)(windows)
 
 
-def _select(frozen_value, trainable_value):
-  """Per leaf: `frozen_value(...)` where the label is 'frozen', else `trainable_value(...)`."""
-  def pick(label, *xs):
-    return frozen_value(*xs) if label == FROZEN else trainable_value(*xs)
-  return pick
+def partition(params: optax.Params, labels: Labels) -> tuple[optax.Params, optax.Params]:
+  """Splits `params` by label into (trainable, frozen): two trees with the params' structure, each holding
+  None where the other holds the leaf. `combine` is its inverse."""
+  trainable = jax.tree_util.tree_map(lambda l, x: None if l == FROZEN else x, labels, params)
+  frozen = jax.tree_util.tree_map(lambda l, x: x if l == FROZEN else None, labels, params)
+  return trainable, frozen
+
+
+def combine(trainable: optax.Params, frozen: optax.Params) -> optax.Params:
+  """The full params from `partition`'s two halves (each leaf from the half that holds it)."""
+  return jax.tree_util.tree_map(lambda t, f: f if t is None else t, trainable, frozen,
+                                is_leaf=lambda x: x is None)
 
 
 def _all_finite(tree):
@@ -82,21 +104,23 @@ def _all_finite(tree):
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.bool_(True)
 
 
-def adapt_step(params, opt_state, buffer, *, loss_fn, optimizer, labels=None, steps=1, reset=True):
+def adapt_step(params: optax.Params, opt_state: optax.OptState, buffer: buffer_lib.Buffer, *, loss_fn: LossFn,
+               optimizer: optax.GradientTransformation, labels: Labels, steps: int = 1, reset: bool = True
+               ) -> tuple[optax.Params, optax.OptState, dict[str, jax.Array]]:
   """Takes `steps` masked optimiser steps of `loss_fn` on the buffer (pure; jittable and vmappable).
 
-  With `labels`, gradients are taken only with respect to adapted leaves (frozen leaves are constants, so
-  no backward pass runs through layers that only feed frozen ones) and frozen leaves are returned
-  untouched, bit for bit. A step whose loss or gradients are non-finite is skipped: params and optimiser
+  Gradients are taken only with respect to adapted leaves (frozen leaves are constants, so no backward pass
+  runs through layers that only feed frozen ones) and frozen leaves are returned untouched, bit for bit
+  (`partition` / `combine`). A step whose loss or gradients are non-finite is skipped: params and optimiser
   state stay as they were and `skipped` counts it.
 
   Args:
     params: world-model params.
     opt_state: the optimiser state (ignored when `reset`; still returned so the scan carry keeps its type).
-    buffer: an `adaptation.Buffer` (its `batch()` is used) or a loss batch dict.
+    buffer: an `adaptation.Buffer`; its `batch()` is the loss batch.
     loss_fn: (params, batch) -> (loss f32[], metrics), e.g. `wm.loss` (stop-gradient targets inside).
     optimizer: from `make_optimizer(labels, ...)`.
-    labels: the labels the optimiser was built with (recommended), or None to differentiate every leaf.
+    labels: the labels the optimiser was built with.
     steps: U, the number of gradient steps (static).
     reset: re-initialise the optimiser state first (the paper: fresh Adam moments every replan).
 
@@ -114,49 +138,29 @@ def adapt_step(params, opt_state, buffer, *, loss_fn, optimizer, labels=None, st
   """
   if int(steps) < 1:
     raise ValueError(f"adapt_step: steps={steps!r} must be >= 1")
-  batch = buffer.batch() if isinstance(buffer, buffer_lib.Buffer) else buffer
+  batch = buffer.batch()
   if reset:
     opt_state = optimizer.init(params)
-  if labels is None:
-    def split(p):
-      return p
+  trainable, frozen = partition(params, labels)
+  zero_grads = jax.tree_util.tree_map(jnp.zeros_like, frozen)
 
-    def merge(p, trainable):
-      del p
-      return trainable
-
-    def full_grads(p, g):
-      del p
-      return g
-  else:
-    def split(p):
-      return jax.tree_util.tree_map(_select(lambda _: None, lambda x: x), labels, p)
-
-    def merge(p, trainable):
-      return jax.tree_util.tree_map(_select(lambda x, _: x, lambda _, t: t), labels, p, trainable)
-
-    def full_grads(p, g):
-      return jax.tree_util.tree_map(_select(lambda x, _: jnp.zeros_like(x), lambda _, t: t),
-                                    labels, p, g)
-
-  def loss_of(trainable, p):
-    return loss_fn(merge(p, trainable), batch)[0]
+  def loss_of(trainable):
+    return loss_fn(combine(trainable, frozen), batch)[0]
 
   def one_step(carry, _):
-    p, state, skipped = carry
-    loss, grads = jax.value_and_grad(loss_of)(split(p), p)
-    updates, new_state = optimizer.update(full_grads(p, grads), state, p)
+    trainable, state, skipped = carry
+    loss, grads = jax.value_and_grad(loss_of)(trainable)
+    updates, new_state = optimizer.update(combine(grads, zero_grads), state, combine(trainable, frozen))
     ok = jnp.isfinite(loss) & _all_finite(grads)
     keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
-    # Select only among adapted leaves: frozen leaves are passed through untouched, so under vmap over
-    # episodes they stay unbatched (shared weights, plain convolutions) instead of one copy per episode.
-    trainable = jax.tree_util.tree_map(keep, optax.apply_updates(split(p), split(updates)), split(p))
-    p = merge(p, trainable)
+    # Only the adapted leaves are carried and selected: frozen leaves stay outside the scan, so under vmap
+    # over episodes they stay unbatched (shared weights, plain convolutions), not one copy per episode.
+    trainable = jax.tree_util.tree_map(
+        keep, optax.apply_updates(trainable, partition(updates, labels)[0]), trainable)
     state = jax.tree_util.tree_map(keep, new_state, state)
-    return (p, state, skipped + (~ok).astype(jnp.int32)), (loss, optax.tree.norm(grads))
+    return (trainable, state, skipped + (~ok).astype(jnp.int32)), (loss, optax.tree.norm(grads))
 
-  init = (params, opt_state, jnp.zeros((), jnp.int32))
-  (params, opt_state, skipped), (losses, norms) = jax.lax.scan(one_step, init, None, length=int(steps))
-  metrics = {"loss_before": losses[0], "skipped": skipped,
-             "grad_norm": norms[-1]}
-  return params, opt_state, metrics
+  init = (trainable, opt_state, jnp.zeros((), jnp.int32))
+  (trainable, opt_state, skipped), (losses, norms) = jax.lax.scan(one_step, init, None, length=int(steps))
+  metrics = {"loss_before": losses[0], "skipped": skipped, "grad_norm": norms[-1]}
+  return combine(trainable, frozen), opt_state, metrics

@@ -12,8 +12,6 @@ the loss counts each stored transition once. Policies:
   none       only the newest transition (size 1)
   unbounded  every transition of the episode (a ring sized to the replan budget, so nothing is evicted)
 """
-from typing import Any
-
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -31,17 +29,17 @@ class Buffer:
     score: f32[N] per-slot prediction error (used by the `hard` policy).
     count: i32[] number of windows ever added.
   """
-  windows: Any
+  windows: dict
   weight: jax.Array
   score: jax.Array
   count: jax.Array
 
   @property
-  def size(self):
+  def size(self) -> int:
     """N, the number of slots (static)."""
     return self.weight.shape[0]
 
-  def batch(self):
+  def batch(self) -> dict:
     """The loss batch: `windows` plus `weight` f32[N] (empty slots contribute nothing)."""
     if not isinstance(self.windows, dict):
       raise ValueError(f"Buffer.batch needs dict windows; got {type(self.windows).__name__}")
@@ -53,13 +51,13 @@ def _check_policy(policy):
     raise ValueError(f"Unknown buffer policy {policy!r}; valid policies: {', '.join(POLICIES)}")
 
 
-def buffer_size(policy, size, replans):
+def buffer_size(policy: str, size: int, replans: int) -> int:
   """The number of slots a policy needs: `size` for recent/hard, 1 for none, `replans` for unbounded."""
   _check_policy(policy)
   return {"recent": size, "hard": size, "none": 1, "unbounded": replans}[policy]
 
 
-def buffer_init(example_window, size):
+def buffer_init(example_window: dict, size: int) -> Buffer:
   """An empty buffer with `size` slots shaped like `example_window`.
 
   Args:
@@ -90,7 +88,7 @@ def _slot(buffer, policy):
   return (buffer.count % n).astype(jnp.int32)
 
 
-def buffer_add(buffer, window, score, policy):
+def buffer_add(buffer: Buffer, window: dict, score: jax.typing.ArrayLike, policy: str) -> Buffer:
   """Adds one window under `policy` (pure; jittable, vmappable, fixed shapes).
 
   Args:
@@ -115,7 +113,7 @@ def buffer_add(buffer, window, score, policy):
   return buffer.replace(windows=windows, weight=weight, score=score, count=buffer.count + 1)
 
 
-def buffer_rescore(buffer, scores):
+def buffer_rescore(buffer: Buffer, scores: jax.typing.ArrayLike) -> Buffer:
   """Replaces the per-slot scores (e.g. prediction errors under the current params), f32[N]."""
   scores = jnp.asarray(scores, jnp.float32)
   if scores.shape != buffer.score.shape:

@@ -15,24 +15,29 @@ Atoms (combine with '+'):
   lora            the low-rank adapters params['lora'] only (add them with `with_adapters` first)
   all             every parameter (except a visualisation decoder)
 """
+from typing import Any, Optional
+
+import chex
 import jax
+import optax
 
 from adajepa_jax.models import lora as lora_lib
 from adajepa_jax.models import world_model
 
 PREDICTOR, ENCODER, FROZEN = "predictor", "encoder", "frozen"
+Labels = Any   # a pytree with the params' structure whose leaves are PREDICTOR / ENCODER / FROZEN strings
 LABELS = (PREDICTOR, ENCODER, FROZEN)
 ATOMS = ("predlast", "predfirst", "predfirstlast", "enclast", "encfirst", "encfrozen", "lora", "all")
 DEFAULT = "predlast+enclast"
 _NEVER_ADAPTED = ("decoder",)   # trained on detached latents for pictures only; never in the loss
 
 
-def names():
+def names() -> tuple[str, ...]:
   """The valid spec atoms; a spec is one atom or several joined by '+'."""
   return ATOMS
 
 
-def parse(spec_str):
+def parse(spec_str: str) -> tuple[str, ...]:
   """Splits a spec string into its atoms, validating each.
 
   Args:
@@ -76,7 +81,8 @@ def _atom_prefixes(atom, params, groups):
   return list(groups[atom])
 
 
-def resolve_paths(spec_str, params, groups=None):
+def resolve_paths(spec_str: str, params: optax.Params, groups: Optional[dict] = None
+                  ) -> list[tuple[str, ...]]:
   """Resolves a spec to the sorted list of adapted leaf paths (tuples of keys).
 
   Args:
@@ -101,7 +107,7 @@ def resolve_paths(spec_str, params, groups=None):
   return sorted(selected)
 
 
-def resolve(spec_str, params, groups=None):
+def resolve(spec_str: str, params: optax.Params, groups: Optional[dict] = None) -> Labels:
   """Labels every leaf of `params` as 'predictor', 'encoder' or 'frozen' for spec `spec_str`.
 
   Args:
@@ -128,7 +134,7 @@ def resolve(spec_str, params, groups=None):
   return jax.tree_util.tree_map_with_path(lambda path, _: label(_path_keys(path)), params)
 
 
-def adapts_encoder_trunk(labels):
+def adapts_encoder_trunk(labels: Labels) -> bool:
   """True when a label under params['encoder'] (or its adapters) outside the head is not 'frozen'.
 
   While the trunk is frozen, a frame's trunk features (`wm.features`) stay valid as the params adapt.
@@ -139,12 +145,12 @@ def adapts_encoder_trunk(labels):
   return adapted(labels["encoder"]) or adapted(labels.get(lora_lib.LORA_KEY, {}).get("encoder", {}))
 
 
-def trainable_mask(labels):
+def trainable_mask(labels: Labels) -> Any:
   """bool pytree: True where a label is not 'frozen'."""
   return jax.tree_util.tree_map(lambda l: l != FROZEN, labels)
 
 
-def with_adapters(key, params, rank):
+def with_adapters(key: chex.PRNGKey, params: optax.Params, rank: int) -> optax.Params:
   """Returns `params` plus zero-initialised rank-`rank` LoRA adapters on every dense kernel.
 
   The adapters' `b` factors are zero, so the model's outputs are unchanged until they are trained.

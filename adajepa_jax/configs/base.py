@@ -5,11 +5,15 @@
 
 Task files (`pusht.py`, `pushobj.py`, `pointmaze.py`) compose these and apply a scale
 (`cpu`: runs here in minutes; `tiny`: tests; `paper`: the authors' scale, for accelerators).
-Select one from the command line as `--config=adajepa_jax/configs/pusht.py:cpu`.
+Select one from the command line as `--config=adajepa_jax/configs/pusht.py:cpu` and override fields as
+`--config.plan.planner=gd` (ml_collections `config_flags`; the config is locked, so a misspelt key is an
+error). `stored.py` loads the config a training workdir's checkpoint was trained with.
 """
 import ast
 
 import ml_collections
+
+from adajepa_jax.errors import UsageError
 
 SCALES = ("tiny", "cpu", "paper")
 
@@ -45,7 +49,6 @@ def model_config():
   c.mlp_ratio = 4
   c.action_emb_dim = 10
   c.proprio_emb_dim = 10
-  c.lora_rank = 0
   c.residual = True         # predictor outputs z + delta (starts as the copy-last-latent model)
   c.gem_p = 3.0             # GeM pooling exponent (global encoder)
   c.decoder = False         # visualisation decoder trained on stop-gradient latents
@@ -131,9 +134,9 @@ def base_config():
 
 
 def apply_scale(c, scale):
-  """Shrinks or grows `c` in place for `scale` in SCALES; unknown scales raise ValueError."""
+  """Shrinks or grows `c` in place for `scale` in SCALES; unknown scales raise UsageError."""
   if scale not in SCALES:
-    raise ValueError(f"Unknown config scale {scale!r}; valid scales: {', '.join(SCALES)}")
+    raise UsageError(f"Unknown config scale {scale!r}; valid scales: {', '.join(SCALES)}")
   if scale == "tiny":
     c.task.kwargs.image_size = 32
     c.data.update(episodes=16, length=30, shard_episodes=8)
@@ -174,32 +177,33 @@ def push_cpu_settings(c):
 def parse_overrides(text):
   """'plan.proprio_weight=10.0,plan.planner="gd"' -> {'plan.proprio_weight': 10.0, 'plan.planner': 'gd'}.
 
-  Values are Python literals (quote strings); ValueError names a malformed item.
+  Values are Python literals (quote strings); UsageError names a malformed item. (levers.py's variants; a
+  single run is overridden with `--config.section.key=value`.)
   """
   overrides = {}
   for item in filter(None, (i.strip() for i in text.split(","))):
     key, eq, value = item.partition("=")
     if not eq or not key.strip():
-      raise ValueError(f"Malformed override {item!r}; expected section.key=value")
+      raise UsageError(f"Malformed override {item!r}; expected section.key=value")
     try:
       overrides[key.strip()] = ast.literal_eval(value.strip())
     except (ValueError, SyntaxError):
-      raise ValueError(f"Override {item!r}: {value.strip()!r} is not a Python literal (quote strings)") from None
+      raise UsageError(f"Override {item!r}: {value.strip()!r} is not a Python literal (quote strings)") from None
   return overrides
 
 
 def apply_overrides(config, overrides):
   """A copy of `config` with dotted-key overrides ({'plan.proprio_weight': 10.0}); an unknown key raises
-  ValueError naming the valid keys at that level (`task.kwargs` accepts new env kwargs)."""
+  UsageError naming the valid keys at that level (`task.kwargs` accepts new env kwargs)."""
   cfg = ml_collections.ConfigDict(config.to_dict())
   for key, value in overrides.items():
     *path, leaf = key.split(".")
     node = cfg
     for p in path:
       if p not in node:
-        raise ValueError(f"Unknown config key {key!r}: no section {p!r}; valid: {', '.join(node.keys())}")
+        raise UsageError(f"Unknown config key {key!r}: no section {p!r}; valid: {', '.join(node.keys())}")
       node = node[p]
     if leaf not in node and path != ["task", "kwargs"]:
-      raise ValueError(f"Unknown config key {key!r}; valid keys there: {', '.join(node.keys())}")
+      raise UsageError(f"Unknown config key {key!r}; valid keys there: {', '.join(node.keys())}")
     node[leaf] = value
   return cfg

@@ -4,7 +4,8 @@ The behaviour policy is the task's `explore_action` (PushT/PushObj: scripted pus
 noise; mazes: random with momentum) or, for a fraction `expert_fraction` of the episodes, its
 `expert_action` (PushT/PushObj: the expert-like pusher driving the block towards a target pose).
 `collect_to_dir` writes shards one at a time, so the whole dataset is
-never held in memory, and records the fraction of episodes whose block was touched.
+never held in memory, and records the fraction of episodes whose block was touched. It resumes: a shard
+of an identical earlier run is kept if it passes its checksum, else collected again.
 
 Example:
   env = envs.make('pusht', image_size=64)
@@ -15,6 +16,7 @@ import functools
 import os
 import time
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -103,7 +105,8 @@ def collect_to_dir(env, data_dir, episodes, length, seed=0, shard_episodes=250, 
 
   Args:
     env: a task env (`TaskEnv`).
-    data_dir: output directory (created); existing shards of an identical run are kept (resume).
+    data_dir: output directory (created); existing shards of an identical run are kept (resume) if they
+      pass their checksum, and collected again if not.
     episodes, length: number of episodes and env steps per episode.
     seed: the data seed (the same seed gives identical data).
     shard_episodes: episodes per shard (the last shard may hold fewer).
@@ -122,6 +125,8 @@ def collect_to_dir(env, data_dir, episodes, length, seed=0, shard_episodes=250, 
                 shard_episodes=shard_episodes, image_size=int(env.image_size))
   if expert_fraction:
     config["expert_fraction"] = float(expert_fraction)   # absent when 0: old manifests keep their fingerprint
+  if env.physics_version:
+    config["physics_version"] = int(env.physics_version)   # likewise absent when 0
   fp = storage.fingerprint(config)
   try:
     previous = storage.read_manifest(data_dir)
@@ -137,8 +142,9 @@ def collect_to_dir(env, data_dir, episodes, length, seed=0, shard_episodes=250, 
   shards, t0 = [], time.time()
   for i in range(num_shards):
     lo, hi = i * shard_episodes, min((i + 1) * shard_episodes, episodes)
-    if i in done and os.path.exists(os.path.join(data_dir, done[i]["file"])):
-      shards.append(done[i])
+    kept = _verified(data_dir, previous, done[i]) if i in done else None
+    if kept is not None:
+      shards.append(kept)
     else:
       # Pad the last shard to the full batch so the program compiles once; drop the padding after.
       batch = keys[lo:hi]
@@ -146,9 +152,9 @@ def collect_to_dir(env, data_dir, episodes, length, seed=0, shard_episodes=250, 
         batch = jnp.concatenate([batch, jnp.repeat(batch[-1:], shard_episodes - (hi - lo), axis=0)])
       traj = jax.device_get(program(batch))
       traj = {k: np.asarray(v)[: hi - lo] for k, v in traj.items()}
-      name, digest = storage.write_shard(data_dir, i, traj)
+      written = storage.write_shard(data_dir, i, traj)
       contact = traj["contact"]
-      shards.append(dict(index=i, file=name, episodes=hi - lo, checksum=digest,
+      shards.append(dict(written, index=i, episodes=hi - lo,
                          contact_episodes=int(np.nansum(contact > 0)),
                          expert_episodes=int(np.sum(traj["expert"])),
                          reports_contact=bool(np.all(np.isfinite(contact)))))
@@ -160,6 +166,17 @@ def collect_to_dir(env, data_dir, episodes, length, seed=0, shard_episodes=250, 
   manifest["seconds"] = round(time.time() - t0, 2)
   storage.write_manifest(data_dir, manifest)
   return manifest
+
+
+def _verified(data_dir, manifest, entry):
+  """The manifest entry of an earlier run's shard, with its size recorded, if the shard passes its
+  checksum; None (after a warning) if it must be collected again."""
+  try:
+    storage.verify_shard(data_dir, manifest, entry, checksum=True)
+  except storage.ShardError as e:
+    logging.warning("Collecting shard %s again: it %s", e.path, e.problem)
+    return None
+  return dict(entry, bytes=os.path.getsize(os.path.join(data_dir, entry["file"])))
 
 
 def _manifest(env, config, fp, shards, complete):

@@ -2,7 +2,9 @@
 
 A window starting at env step t has `history + 1` frames at env steps t, t + fs, ..., t + history * fs
 (fs = frameskip) and `history` action chunks: chunk k holds the fs env actions taken between frames k and
-k + 1, flattened to `A * fs`. Shards are memory-mapped; only the sampled windows are read.
+k + 1, flattened to `A * fs`. Shards are memory-mapped; only the sampled windows are read. Opening a dataset
+checks every shard against the manifest (its size, or its checksum on demand) and names the command that
+re-collects a bad one.
 
 Example:
   ds = WindowDataset('workdir/data', history=3, frameskip=5, split='train', val_fraction=0.05, seed=0)
@@ -17,6 +19,7 @@ import numpy as np
 from adajepa_jax.data import storage
 
 SPLITS = ("train", "val", "all")
+VERIFY = ("size", "checksum")
 
 
 def _rng(key_or_seed):
@@ -50,11 +53,20 @@ class WindowDataset:
     split: 'train', 'val' or 'all'.
     val_fraction: fraction of episodes held out for 'val'.
     seed: seed of the episode split.
+    verify: how each shard is checked against the manifest when opened: 'size' (cheap; shards of older
+      manifests, which record no sizes, by checksum) or 'checksum' (reads every shard once).
+
+  Raises:
+    storage.ShardError: a shard is missing or differs from the manifest (the message says how to
+      re-collect it).
   """
 
-  def __init__(self, data_dir, history=3, frameskip=5, split="train", val_fraction=0.05, seed=0):
+  def __init__(self, data_dir, history=3, frameskip=5, split="train", val_fraction=0.05, seed=0,
+               verify="size"):
     if split not in SPLITS:
       raise ValueError(f"Unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    if verify not in VERIFY:
+      raise ValueError(f"Unknown verify {verify!r}; valid choices: {', '.join(VERIFY)}")
     if int(history) < 1 or int(frameskip) < 1:
       raise ValueError(f"history and frameskip must be >= 1, got {history!r}, {frameskip!r}")
     self.manifest = storage.read_manifest(data_dir)
@@ -64,6 +76,8 @@ class WindowDataset:
     span = self.history * self.frameskip
     if span > self.length:
       raise ValueError(f"history * frameskip = {span} env steps exceeds the episode length {self.length}")
+    for entry in self.manifest["shards"]:
+      storage.verify_shard(data_dir, self.manifest, entry, checksum=verify == "checksum")
     self._shards = [storage.open_shard(os.path.join(data_dir, s["file"])) for s in self.manifest["shards"]]
     sizes = np.array([s["episodes"] for s in self.manifest["shards"]])
     self._offsets = np.concatenate([[0], np.cumsum(sizes)])

@@ -3,6 +3,10 @@
 Each shard holds E episodes: pixels uint8[E, T+1, H, W, 3], proprio f32[E, T+1, P], actions f32[E, T, A],
 states f32[E, T+1, S], task_ids i32[E] (and contact f32[E] where the task reports contact). Shards are
 written uncompressed (zip "stored") so a reader can memory-map each array without loading it.
+
+`manifest.json` lists the shards; each entry holds `file`, `episodes`, `bytes` (the file size) and
+`checksum` (`sha256:<hex>` of the file; manifests written before sizes were recorded have no `bytes` and a
+16-digit sha1 of the actions, states and task_ids instead). `verify_shard` checks a shard against its entry.
 """
 import hashlib
 import json
@@ -10,6 +14,8 @@ import os
 import zipfile
 
 import numpy as np
+
+from adajepa_jax.errors import UsageError
 
 MANIFEST = "manifest.json"
 SHARD_KEYS = ("pixels", "proprio", "actions", "states", "task_ids")
@@ -24,13 +30,25 @@ def fingerprint(config):
   return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class ShardError(UsageError):
+  """A shard that is missing, unreadable or differs from its manifest entry; the message says how to
+  re-collect it. `path` is the shard's path, `problem` what is wrong with it."""
+
+  def __init__(self, path, problem, message):
+    super().__init__(message)
+    self.path, self.problem = path, problem
+
+
 def write_shard(data_dir, index, arrays):
-  """Writes one shard atomically (temp file + rename) and returns its file name and a content checksum.
+  """Writes one shard atomically (temp file + rename).
 
   Args:
     data_dir: directory of the dataset.
     index: shard number.
     arrays: dict with at least `SHARD_KEYS` (numpy arrays, leading axis = episodes).
+
+  Returns:
+    The shard's manifest fields: {'file': name, 'bytes': size, 'checksum': 'sha256:<hex>'}.
   """
   missing = [k for k in SHARD_KEYS if k not in arrays]
   if missing:
@@ -39,11 +57,85 @@ def write_shard(data_dir, index, arrays):
   name = shard_name(index)
   tmp = os.path.join(data_dir, name + ".tmp.npz")
   np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+  record = dict(file=name, bytes=os.path.getsize(tmp), checksum=_file_checksum(tmp))
   os.replace(tmp, os.path.join(data_dir, name))
+  return record
+
+
+def _file_checksum(path):
+  with open(path, "rb") as f:
+    return "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _legacy_checksum(path):
+  """The checksum of manifests without shard sizes: sha1 of the actions, states and task_ids, 16 digits."""
+  arrays = open_shard(path)
   digest = hashlib.sha1()
   for k in ("actions", "states", "task_ids"):
     digest.update(np.ascontiguousarray(arrays[k]).tobytes())
-  return name, digest.hexdigest()[:16]
+  return digest.hexdigest()[:16]
+
+
+def _checksum(path, expected):
+  """The shard's checksum in the format of `expected`, or a description of why the file is unreadable."""
+  if expected.startswith("sha256:"):
+    return _file_checksum(path)
+  try:
+    return _legacy_checksum(path)
+  except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    return f"an unreadable file ({type(e).__name__}: {e})"
+
+
+def recollect_command(data_dir, manifest):
+  """The `experiments/collect_data.py` command line that collects `manifest`'s dataset again into
+  `data_dir` (its workdir's `data/`): the task's config file with every recorded setting as an override."""
+  task = manifest.get("task", "<task>")
+  name = "pointmaze" if task.startswith("pointmaze") else task
+  flags = [f"--config=adajepa_jax/configs/{name}.py:cpu", f"--config.task.name={task}"]
+  for k, v in sorted(manifest.get("kwargs", {}).items()):
+    if k != "image_size":
+      flags.append(f'--config.task.kwargs.{k}="{tuple(v)!r}"' if isinstance(v, (list, tuple))
+                   else f"--config.task.kwargs.{k}={v}")
+  flags += [f"--config.task.kwargs.image_size={manifest['image_size']}",
+            f"--config.data.episodes={manifest['episodes']}", f"--config.data.length={manifest['length']}",
+            f"--config.data.seed={manifest['seed']}", f"--config.data.shard_episodes={manifest['shard_episodes']}",
+            f"--config.data.expert_fraction={manifest.get('expert_fraction', 0.0):g}"]
+  workdir, base = os.path.split(os.path.abspath(data_dir))
+  flags.append(f"--workdir={workdir}" if base == "data"
+               else f"--workdir=WORKDIR (it writes WORKDIR/data, not {data_dir})")
+  return " ".join(["python experiments/collect_data.py"] + flags)
+
+
+def verify_shard(data_dir, manifest, entry, checksum=False):
+  """Checks one shard against its manifest entry: its byte size, and its checksum when `checksum` is True
+  or the entry has no size (older manifests).
+
+  Args:
+    data_dir: directory of the dataset.
+    manifest: the dataset's manifest (for the re-collect command in the error).
+    entry: the shard's entry in `manifest['shards']`.
+    checksum: also compare the checksum (reads the file).
+
+  Raises:
+    ShardError: the shard is missing or differs from its entry; the message names the shard, what the
+      manifest expects and what was found, and the command that re-collects it.
+  """
+  path = os.path.join(data_dir, entry["file"])
+  if not os.path.exists(path):
+    problem = "is missing"
+  elif "bytes" in entry and os.path.getsize(path) != entry["bytes"]:
+    problem = f"has the wrong size: expected {entry['bytes']} bytes, found {os.path.getsize(path)}"
+  elif checksum or "bytes" not in entry:
+    found = _checksum(path, entry["checksum"])
+    problem = None if found == entry["checksum"] else (
+        f"has the wrong checksum: expected {entry['checksum']}, found {found}")
+  else:
+    problem = None
+  if problem is not None:
+    raise ShardError(path, problem, (
+        f"Shard {path} {problem} (per {os.path.join(data_dir, MANIFEST)}). Re-collect it (collection "
+        "resumes: it keeps the shards that pass their checksum and rewrites the others): "
+        f"{recollect_command(data_dir, manifest)}"))
 
 
 def write_manifest(data_dir, manifest):
@@ -56,7 +148,7 @@ def write_manifest(data_dir, manifest):
 def read_manifest(data_dir):
   path = os.path.join(data_dir, MANIFEST)
   if not os.path.exists(path):
-    raise ValueError(f"No {MANIFEST} in {data_dir!r}: not a dataset directory "
+    raise UsageError(f"No {MANIFEST} in {data_dir!r}: not a dataset directory "
                      "(run experiments/collect_data.py)")
   with open(path) as f:
     return json.load(f)

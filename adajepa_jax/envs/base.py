@@ -28,6 +28,9 @@ class TaskEnv(brax_base.Env, abc.ABC):
   image_size: int
   proprio_size: int
   state_size: int
+  # Bumped when a task's physics change (offline data collected before then is not resumed: the collection
+  # fingerprint includes it when non-zero).
+  physics_version: int = 0
 
   @abc.abstractmethod
   def sample_task(self, key):

@@ -4,8 +4,8 @@ Physics follow D4RL maze2d / Gymnasium-Robotics PointMaze (third_party/pointmaze
 0.1 and density 1000 on two slide joints (damping 1), two motors with gear 100 and control in [-1, 1]^2,
 timestep 0.01 (Euler) with 5 substeps per env step, velocity clipped to +-5 before each env step, contacts
 frictionless (condim 1, as in maze2d, so the ball slides along walls; `friction_scale` is carried for
-interface parity with the push tasks but has no effect here). No gravity: the maze is a top-down plane.
-Walls are 1 x 1 cells.
+interface parity with the push tasks but has no effect here), contact margin 0 (maze2d: 0.002; see
+`CONTACT_MARGIN`). No gravity: the maze is a top-down plane. Walls are 1 x 1 cells.
 
 Layout as data: the wall mask lives in the task (`MazeTask.walls`, bool[R, C], fixed R x C per env). MJX
 holds only nine wall boxes; before every substep they are moved onto the wall cells of the 3 x 3
@@ -14,6 +14,10 @@ moves far less than one cell per substep, so it meets exactly the walls it would
 present, at the collision cost of nine boxes instead of R * C (the Large maze has 108 cells). One compiled
 env therefore runs a vmapped batch of episodes in different layouts and with different dynamics scales
 (mass, damping, friction replace the batched MJX model fields inside `step`).
+
+Cross-check: `mj_model_for(task)` is the same MJCF in plain MuJoCo C with a box on every wall cell, and
+`cross_check(task, actions)` steps both engines from one state; `cross_check_scenarios` places free-motion,
+wall-sliding and corner runs in a layout (tests/test_maze.py; `experiments/benchmark_envs.py --cross_check`).
 
 World frame: x right, y up, cell (r, c) spans x in [c, c + 1], y in [R - 1 - r, R - r] (row 0 at the top).
 Observations: `{'pixels': uint8[H, H, 3], 'proprio': f32[4]}` with proprio = state = (x, y, vx, vy). The
@@ -24,6 +28,8 @@ Example:
   state = jax.jit(env.reset)(jax.random.key(0))
   state = jax.jit(env.step)(state, jnp.array([1.0, 0.0]))
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import mujoco
@@ -40,6 +46,9 @@ MOTOR_GEAR = 100.0
 TIMESTEP = 0.01
 FRAME_SKIP = 5
 MAX_SPEED = 5.0
+# D4RL's geom margin is 0.002; MJX's sphere-box collider ignores margins unless the sphere already penetrates
+# a face (third_party/pointmaze.md), so with it the MJX ball chatters on walls and leaves MuJoCo C's path.
+CONTACT_MARGIN = 0.0
 SUCCESS_DISTANCE = 0.5
 RENDER_RADIUS = 0.3   # the ball is drawn larger than its physical radius so it spans >= 3 px at 64 px
 GOAL_RULES = ("euclid", "bfs")
@@ -78,16 +87,16 @@ class MazeTask:
   friction_scale: jax.Array
 
 
-def _model_xml():
-  walls = "".join(
-      f'<geom name="wall{i}" type="box" size="0.5 0.5 0.5" pos="{_PARK - 3 * i} {_PARK} 0"/>'
-      for i in range(_N_WALL_GEOMS))
+def _model_xml(wall_xy):
+  """MJCF of the ball and one unit wall box centred on each row of `wall_xy` f32[N, 2] (z = 0)."""
+  walls = "".join(f'<geom name="wall{i}" type="box" size="0.5 0.5 0.5" pos="{float(x)} {float(y)} 0"/>'
+                  for i, (x, y) in enumerate(np.asarray(wall_xy)))
   return f"""
 <mujoco model="pointmaze">
   <option timestep="{TIMESTEP}" gravity="0 0 0" iterations="4" ls_iterations="8"/>
   <default>
     <joint damping="{JOINT_DAMPING}" limited="false"/>
-    <geom density="{BALL_DENSITY}" friction="0.5 0.1 0.1" margin="0.002" condim="1"/>
+    <geom density="{BALL_DENSITY}" friction="0.5 0.1 0.1" margin="{CONTACT_MARGIN}" condim="1"/>
   </default>
   <worldbody>
     {walls}
@@ -139,6 +148,8 @@ class PointMaze(base.TaskEnv):
     explore_momentum: momentum of the exploration actions (0 = white noise).
     show_goal: draw a goal marker in observations (off by default; the goal is given as an image).
   """
+  # 1: contact margin 0 and mass-scaled inverse weights (stop 15; MuJoCo C and MJX agree at walls).
+  physics_version = 1
 
   def __init__(self, layouts="medium", image_size=64, goal_rule="euclid", min_goal_distance=3.0,
                goal_band="near", jitter=0.25, init_vel_std=0.1, explore_momentum=0.9, show_goal=False):
@@ -174,15 +185,16 @@ class PointMaze(base.TaskEnv):
     self._pair_ok = jnp.asarray(pair_ok)
     self._start_ok = jnp.asarray(start_ok)
 
-    mj = mujoco.MjModel.from_xml_string(_model_xml())
-    self._mx = mjx.put_model(mj)
-    self._data0 = mjx.make_data(self._mx)
+    park = np.array([[_PARK - 3 * i, _PARK, 0.0] for i in range(_N_WALL_GEOMS)], np.float32)
+    mj = mujoco.MjModel.from_xml_string(_model_xml(park[:, :2]))
+    # This process's own device (jax.devices()[0] belongs to process 0 on several hosts).
+    self._mx = mjx.put_model(mj, device=jax.local_devices()[0])
+    self._data0 = mjx.make_data(self._mx, device=jax.local_devices()[0])
     self._wall_geoms = np.array([mj.geom(f"wall{i}").id for i in range(_N_WALL_GEOMS)])
     self._ball_body = mj.body("ball").id
     offsets = np.array([(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)], np.int32)
     self._offsets = jnp.asarray(offsets)
-    self._park = jnp.asarray(
-        [[_PARK - 3 * i, _PARK, 0.0] for i in range(_N_WALL_GEOMS)], jnp.float32)
+    self._park = jnp.asarray(park)
     self._pixel_tables()
 
   # ---------------------------------------------------------------- layout helpers (numpy, static)
@@ -278,15 +290,7 @@ class PointMaze(base.TaskEnv):
     action = jnp.clip(self.check_action(action), -1.0, 1.0)
     task = state.info["task"]
     self._check_task(task)
-    model = self.model_for(task)
-    data = state.pipeline_state
-    data = data.replace(qvel=jnp.clip(data.qvel, -MAX_SPEED, MAX_SPEED), ctrl=action)
-
-    def substep(d, _):
-      m = model.replace(geom_pos=self._wall_positions(task.walls, d.qpos, model.geom_pos))
-      return mjx.step(m, d), None
-
-    data, _ = jax.lax.scan(substep, data, None, length=FRAME_SKIP)
+    data = self._physics(self.model_for(task), task.walls, state.pipeline_state, action)
     state_vec = jnp.concatenate([data.qpos, data.qvel])
     reward, metrics = self._score(state_vec, task)
     info = dict(state.info, state=state_vec, steps=state.info["steps"] + 1)
@@ -300,15 +304,98 @@ class PointMaze(base.TaskEnv):
     noise = jax.random.normal(key, (self.action_size,))
     return jnp.clip(m * prev_action + np.sqrt(1.0 - m * m) * noise, -1.0, 1.0)
 
+  def simulate(self, state, actions):
+    """Physics only (no rendering): the states f32[T, 4] after each of `actions` f32[T, 2] from `state`."""
+    task = state.info["task"]
+    model = self.model_for(task)
+
+    def body(d, a):
+      d = self._physics(model, task.walls, d, jnp.clip(a, -1.0, 1.0))
+      return d, jnp.concatenate([d.qpos, d.qvel])
+
+    return jax.lax.scan(body, state.pipeline_state, actions)[1]
+
+  def _physics(self, model, walls, data, action):
+    """One control step of MJX physics: qvel clipped to +-MAX_SPEED, ctrl = action, FRAME_SKIP substeps."""
+    data = data.replace(qvel=jnp.clip(data.qvel, -MAX_SPEED, MAX_SPEED), ctrl=action)
+
+    def substep(d, _):
+      m = model.replace(geom_pos=self._wall_positions(walls, d.qpos, model.geom_pos))
+      return mjx.step(m, d), None
+
+    return jax.lax.scan(substep, data, None, length=FRAME_SKIP)[0]
+
   def model_for(self, task):
-    """The MJX model with the task's mass, damping and friction scales applied."""
+    """The MJX model with the task's mass, damping and friction scales applied.
+
+    The ball's inverse weights (which set the contacts' softness) scale with 1 / mass, as `mj_setConst`
+    would recompute them: its two slide dofs are all of its mass matrix."""
     mx = self._mx
     body = jnp.zeros((mx.nbody,), jnp.float32).at[self._ball_body].set(1.0)
     mass_mult = 1.0 + body * (task.mass_scale - 1.0)
     return mx.replace(body_mass=mx.body_mass * mass_mult,
                       body_inertia=mx.body_inertia * mass_mult[:, None],
+                      body_invweight0=mx.body_invweight0 / mass_mult[:, None],
+                      dof_invweight0=mx.dof_invweight0 / task.mass_scale,
                       dof_damping=mx.dof_damping * task.damping_scale,
                       geom_friction=mx.geom_friction * task.friction_scale)
+
+  def mj_model_for(self, task):
+    """A plain MuJoCo (C) `MjModel` of `task` (cross-checks): a box on every wall cell of its layout (the MJX
+    model moves nine boxes around instead) and the task's mass, damping and friction scales."""
+    self._check_task(task)
+    centres = np.asarray(self.cell_centre(np.flatnonzero(np.asarray(task.walls, bool))))
+    mj = mujoco.MjModel.from_xml_string(_model_xml(centres))
+    ball = mj.body("ball").id
+    mj.body_mass[ball] *= float(task.mass_scale)
+    mj.body_inertia[ball] *= float(task.mass_scale)
+    mj.dof_damping[:] *= float(task.damping_scale)
+    mj.geom_friction[:] *= float(task.friction_scale)
+    mujoco.mj_setConst(mj, mujoco.MjData(mj))
+    return mj
+
+  def mj_control_step(self, mj, md, action):
+    """One control step of the plain MuJoCo model (the same velocity clip, ctrl and substeps as `step`);
+    mutates `md`."""
+    md.qvel[:] = np.clip(md.qvel, -MAX_SPEED, MAX_SPEED)
+    md.ctrl[:] = np.clip(action, -1.0, 1.0)
+    mujoco.mj_step(mj, md, nstep=FRAME_SKIP)
+
+  def cross_check(self, task, actions, vel=(0.0, 0.0)):
+    """Steps MJX (this env's physics, jitted) and plain MuJoCo C from the same state with the same actions.
+
+    Args:
+      task: MazeTask of one episode (unbatched); the ball starts at `task.start`.
+      actions: f32[T, 2].
+      vel: f32[2] initial velocity.
+
+    Returns:
+      dict of numpy arrays: 'mjx' f32[T + 1, 4] and 'c' f64[T + 1, 4] states (x, y, vx, vy) from the start,
+      'error' f64[T + 1] distance between their positions (cell units), 'step_error' f64[T + 1] the same
+      after one step of MuJoCo C from MJX's previous state (the local error, without the drift that the
+      open-loop error accumulates), 'contacts' i32[T + 1] MuJoCo C contacts at the last substep of each step
+      (0 at the start).
+    """
+    actions = np.asarray(actions, np.float32)
+    start, vel = np.asarray(task.start, np.float32), np.asarray(vel, np.float32)
+    sim = _mjx_rollout(self, task, jnp.asarray(vel), jnp.asarray(actions))
+    mjx_states = np.concatenate([np.concatenate([start, vel])[None], np.asarray(sim)])
+    mj = self.mj_model_for(task)
+    md = mujoco.MjData(mj)
+    md.qpos[:], md.qvel[:] = start, vel
+    local = mujoco.MjData(mj)
+    c_states, local_xy, contacts = [np.concatenate([md.qpos, md.qvel])], [start], [0]
+    for a, s in zip(actions, mjx_states):
+      self.mj_control_step(mj, md, a)
+      c_states.append(np.concatenate([md.qpos, md.qvel]))
+      contacts.append(md.ncon)
+      local.qpos[:], local.qvel[:] = s[:2], s[2:]
+      self.mj_control_step(mj, local, a)
+      local_xy.append(local.qpos.copy())
+    c_states = np.stack(c_states)
+    return {"mjx": mjx_states, "c": c_states, "contacts": np.asarray(contacts, np.int32),
+            "error": np.linalg.norm(mjx_states[:, :2] - c_states[:, :2], axis=-1),
+            "step_error": np.linalg.norm(mjx_states[:, :2] - np.stack(local_xy), axis=-1)}
 
   def _wall_positions(self, walls, xy, geom_pos):
     """geom_pos with the nine wall boxes on the walls around the ball's cell (others parked)."""
@@ -358,6 +445,78 @@ class PointMaze(base.TaskEnv):
   def agent_mask(self, state_vec):
     """bool[H, W]: pixels the ball touches (any coverage) when drawn at `state_vec[:2]`."""
     return render.coverage(render.disc_sdf(self._px, state_vec[:2], RENDER_RADIUS), self._pixel_size) > 0
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _mjx_rollout(env, task, vel, actions):
+  """f32[T, 4]: `env.simulate` from `task.start` with velocity `vel` f32[2] (the cross-check's MJX side)."""
+  state = env.reset_to(jax.random.key(0), task)
+  return env.simulate(state.replace(pipeline_state=state.pipeline_state.replace(qvel=vel)), actions)
+
+
+CROSS_CHECK_SCENARIOS = ("free", "slide", "corner")
+_CROSS_PERIOD = 20      # env steps per period of the scenarios' oscillating actions
+
+
+def cross_check_scenarios(walls, steps, seed=0):
+  """Starts and actions of the physics cross-check in a layout, placed from its geometry (default dynamics).
+
+  free: a loop within 0.15 of a free cell's centre, touching no wall.
+  slide: pressed into a straight wall of two boxes (action 1 into it) while sliding +-0.3 along it, across
+    the joint of the boxes.
+  corner: action (n1 + 0.5 n2) (0.3 + 0.7 cos) for the normals n1, n2 of an inner corner's walls: driven into
+    the corner, pulled out and driven in again every `_CROSS_PERIOD` steps.
+
+  Args:
+    walls: bool[R, C] wall mask.
+    steps: T, env steps per scenario.
+    seed: picks each scenario's place among the layout's candidates.
+
+  Returns:
+    dict name -> (start f32[2], actions f32[T, 2]), names as in CROSS_CHECK_SCENARIOS.
+
+  Raises:
+    ValueError: if the layout has no straight two-box wall or no inner corner.
+  """
+  walls = np.asarray(walls, bool)
+  rows, cols = walls.shape
+  free = [(r, c) for r in range(rows) for c in range(cols) if not walls[r, c]]
+
+  def centre(r, c):
+    return np.array([c + 0.5, rows - r - 0.5], np.float32)
+
+  def wall(r, c, d):        # is the neighbour of cell (r, c) in world direction d (dx, dy) a wall?
+    nr, nc = r - int(d[1]), c + int(d[0])
+    return not (0 <= nr < rows and 0 <= nc < cols) or bool(walls[nr, nc])
+
+  slides, corners = [], []  # (cell, wall normal n, tangent t or second normal m)
+  for r, c in free:
+    for n in (np.array(d, np.float32) for d in ((0, -1), (0, 1), (-1, 0), (1, 0))):
+      t = np.abs(n[::-1])
+      if wall(r, c, n) and not wall(r, c, t) and wall(r - int(t[1]), c + int(t[0]), n):
+        slides.append(((r, c), n, t))
+      corners += [((r, c), n, m) for m in (t, -t) if wall(r, c, n) and wall(r, c, m)]
+  if not slides or not corners:
+    raise ValueError("The cross-check needs a layout with a straight wall two boxes long and an inner "
+                     f"corner; got\n{mazes.to_string(walls)}")
+  rng = np.random.default_rng(seed)
+  (cell, n, t), (corner, n2, m) = slides[rng.integers(len(slides))], corners[rng.integers(len(corners))]
+
+  # A cos forcing of amplitude A (held over each env step, sampled at its middle) moves the free ball by
+  # A * accel / w^2 * (1 - cos w t), w in rad/s: the amplitudes below are displacements in cells.
+  k = np.arange(steps) + 0.5
+  omega = 2 * np.pi / _CROSS_PERIOD
+  w2 = (omega / (FRAME_SKIP * TIMESTEP)) ** 2
+  accel = MOTOR_GEAR / (BALL_DENSITY * 4.0 / 3.0 * np.pi * BALL_RADIUS ** 3)   # per unit action
+  loop = 0.15 * w2 / accel * np.stack([np.cos(omega * k), np.cos(2 * omega * k)], -1)
+  joint = centre(*cell) + 0.5 * t + (0.5 - BALL_RADIUS - 0.05) * n                # by the joint of 2 boxes
+  slide = n + np.outer(0.3 * w2 / accel * np.cos(omega * k), t)
+  drive = (0.3 + 0.7 * np.cos(omega * (k - 0.5)))[:, None] * (n2 + 0.5 * m)
+  scenarios = {"free": (centre(*free[rng.integers(len(free))]) - [0.15, 0.0], loop),
+               "slide": (joint - 0.3 * t, slide),
+               "corner": (centre(*corner) - 0.25 * (n2 + m), drive)}
+  return {name: (np.asarray(s, np.float32), np.clip(a, -1.0, 1.0).astype(np.float32))
+          for name, (s, a) in scenarios.items()}
 
 
 _PRESETS = {

@@ -149,8 +149,17 @@ def _block_moved(before, after):
   return jnp.max(jnp.abs(after[2:5] - before[2:5])) > 1e-4
 
 
-def _wrap(angle):
-  return jnp.mod(angle + jnp.pi, 2 * jnp.pi) - jnp.pi
+def _wrap(angle, symmetry=1):
+  """`angle` wrapped to [-period / 2, period / 2), period = 2 pi / symmetry (i32, broadcastable)."""
+  period = 2 * jnp.pi / jnp.asarray(symmetry, jnp.float32)
+  return jnp.mod(angle + period / 2, period) - period / 2
+
+
+def _errors(state_vec, goal_state, symmetry=1):
+  """(position error, angle error) of full states f32[..., 7] against a goal: the L2 error over (agent xy,
+  block xy) and the absolute block angle error modulo 2 pi / symmetry (see `PushEnv.success`)."""
+  pos_err = jnp.linalg.norm(state_vec[..., :4] - goal_state[..., :4], axis=-1)
+  return pos_err, jnp.abs(_wrap(state_vec[..., 4] - goal_state[..., 4], symmetry))
 
 
 class PushEnv(base.TaskEnv):
@@ -210,8 +219,9 @@ class PushEnv(base.TaskEnv):
     self._table = {k: np.stack([t[k] for t in tables]) for k in tables[0]}
 
     self.mj_model = mujoco.MjModel.from_xml_string(_mjcf(max_boxes, timestep))
-    self._mjx = mjx.put_model(self.mj_model)
-    self._d0 = mjx.make_data(self._mjx)
+    # This process's own device (jax.devices()[0] belongs to process 0 on several hosts).
+    self._mjx = mjx.put_model(self.mj_model, device=jax.local_devices()[0])
+    self._d0 = mjx.make_data(self._mjx, device=jax.local_devices()[0])
     mj = self.mj_model
     self._block_body = mj.body("block").id
     self._block_geoms = np.array([mj.geom(f"box{i}").id for i in range(max_boxes)])
@@ -398,8 +408,7 @@ class PushEnv(base.TaskEnv):
     return jnp.concatenate([d.qpos[:5], d.qvel[:2]]).astype(jnp.float32)
 
   def _metrics(self, state_vec, goal_state, task, contact):
-    pos_err = jnp.linalg.norm(state_vec[:4] - goal_state[:4])
-    ang_err = jnp.abs(_wrap(state_vec[4] - goal_state[4]))
+    pos_err, ang_err = _errors(state_vec, goal_state)
     return {"success": self.success(state_vec, goal_state), "state_error": pos_err, "angle_error": ang_err,
             "success_sym": self.success(state_vec, goal_state, task.symmetry), "contact": contact,
             "agent_error": jnp.linalg.norm(state_vec[:2] - goal_state[:2]),
@@ -412,10 +421,8 @@ class PushEnv(base.TaskEnv):
     With `symmetry` k > 1 (i32, broadcastable) the angle error is taken modulo 2 pi / k, so a pose that looks
     identical to the goal counts (the symmetry-aware variant for symmetric shapes).
     """
-    pos_err = jnp.linalg.norm(state_vec[..., :4] - goal_state[..., :4], axis=-1)
-    period = 2 * jnp.pi / jnp.asarray(symmetry, jnp.float32)
-    diff = jnp.mod(state_vec[..., 4] - goal_state[..., 4] + period / 2, period) - period / 2
-    return ((pos_err < SUCCESS_POS) & (jnp.abs(diff) < SUCCESS_ANGLE)).astype(jnp.float32)
+    pos_err, ang_err = _errors(state_vec, goal_state, symmetry)
+    return ((pos_err < SUCCESS_POS) & (ang_err < SUCCESS_ANGLE)).astype(jnp.float32)
 
   def _model(self, task):
     """The MJX model with the block fields of `task` (traced; batched under vmap)."""

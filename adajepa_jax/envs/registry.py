@@ -2,23 +2,27 @@
 
 `make(name, **kwargs)` builds a task; `brax.envs.get_environment(name, **kwargs)` gives the same object.
 """
+from typing import Callable
+
 import brax.envs
+
+from adajepa_jax.envs import base
 
 _TASKS = {}
 
 
-def register(name, constructor):
+def register(name: str, constructor: Callable[..., base.TaskEnv]) -> None:
   """Registers `constructor(**kwargs) -> Env` under `name` here and in brax's registry."""
   _TASKS[name] = constructor
   brax.envs.register_environment(name, constructor)
 
 
-def names():
+def names() -> list[str]:
   """Sorted names of all registered tasks."""
   return sorted(_TASKS)
 
 
-def make(name, **kwargs):
+def make(name: str, **kwargs) -> base.TaskEnv:
   """Builds the task `name`. Raises ValueError naming the valid tasks if `name` is unknown."""
   if name not in _TASKS:
     raise ValueError(f"Unknown task {name!r}; valid tasks: {', '.join(names())}")

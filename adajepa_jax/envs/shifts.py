@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from adajepa_jax.envs import base, registry
 from adajepa_jax.envs import shapes as shapes_lib
+from adajepa_jax.errors import UsageError
 
 RED = (0.9, 0.1, 0.1)
 BLUR_SIGMA = 2.0              # the paper's sigma, in pixels of a ...
@@ -160,12 +161,21 @@ class Condition:
   def apply_task(self, task):
     return task if self.task_fn is None else self.task_fn(task)
 
-  def make_env(self, task_name, **kwargs):
-    """Builds `task_name` with this condition's kwargs overrides, wrapped in a `ShiftedEnv`."""
+  def check_applies(self, task_name):
+    """Raises UsageError naming the shifts that do apply if this one does not apply to `task_name`."""
     if not self.applies_to(task_name):
-      raise ValueError(f"Shift {self.name!r} does not apply to task {task_name!r}; shifts that do: "
+      raise UsageError(f"Shift {self.name!r} does not apply to task {task_name!r}; shifts that do: "
                        f"{', '.join(applicable(task_name))}")
-    return ShiftedEnv(registry.make(task_name, **{**kwargs, **self.env_kwargs}), self)
+
+  def task_env(self, task_name, **kwargs):
+    """The plain task env `task_name` built with `kwargs` and this condition's overrides (`env_kwargs`); the
+    MPC episode applies the visual shift and task transform itself."""
+    self.check_applies(task_name)
+    return registry.make(task_name, **{**kwargs, **self.env_kwargs})
+
+  def make_env(self, task_name, **kwargs):
+    """`task_env` wrapped in a `ShiftedEnv` (observations and tasks shifted by the env itself)."""
+    return ShiftedEnv(self.task_env(task_name, **kwargs), self)
 
 
 def compose(*conditions, name=None):
@@ -223,14 +233,14 @@ def get(name):
   """The registered condition `name`; 'a+b' composes registered conditions a and b.
 
   Raises:
-    ValueError: naming the unknown condition and listing the registered ones.
+    UsageError (a ValueError): naming the unknown condition and listing the registered ones.
   """
   if isinstance(name, Condition):
     return name
   parts = str(name).split("+")
   for p in parts:
     if p not in _REGISTRY:
-      raise ValueError(f"Unknown shift {p!r}; valid shifts: {', '.join(names())} (compose with '+')")
+      raise UsageError(f"Unknown shift {p!r}; valid shifts: {', '.join(names())} (compose with '+')")
   return _REGISTRY[parts[0]] if len(parts) == 1 else compose(*parts, name=name)
 
 

@@ -17,48 +17,12 @@ import os
 import time
 
 import jax
-import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from adajepa_jax import envs, models
 from adajepa_jax.envs import shifts
-from adajepa_jax.eval import metrics, plots, report
+from adajepa_jax.eval import build, metrics, plots, report
 from adajepa_jax.mpc import episode_keys, evaluate, make_episode, make_oracle_episode, with_conditions
-
-ORACLE = "oracle"
-
-
-def world_model_for(config, env):
-  """The world model matching `env`'s observation sizes and the config's frameskip/history."""
-  obs_spec = dict(image_size=env.image_size, proprio_size=env.proprio_size,
-                  action_size=env.action_size * config.data.frameskip, history=config.data.history)
-  return models.make_world_model(config.model, obs_spec)
-
-
-def mode_config(config, mode):
-  """A copy of `config` with adaptation off (mode "frozen") or on with spec `mode`."""
-  cfg = ml_collections.ConfigDict(config.to_dict())
-  cfg.adapt.enabled = mode != "frozen"
-  if mode != "frozen":
-    cfg.adapt.spec = mode
-  return cfg
-
-
-def check_modes(modes):
-  """Raises ValueError for a mode that is neither 'frozen' nor a valid adaptation spec."""
-  from adajepa_jax import adaptation
-  for mode in modes:
-    if mode not in ("frozen", ORACLE):
-      adaptation.parse(mode)
-
-
-def check_conditions(task_name, conditions):
-  """Raises ValueError for an unknown shift name or one that does not apply to `task_name`."""
-  for name in conditions:
-    if not shifts.get(name).applies_to(task_name):
-      raise ValueError(f"Shift {name!r} does not apply to task {task_name!r}; shifts that do: "
-                       f"{', '.join(shifts.applicable(task_name))}")
 
 
 def run_conditions(config, params, condition_names, mode, gifs=0):
@@ -68,21 +32,19 @@ def run_conditions(config, params, condition_names, mode, gifs=0):
   Returns ([(summary dict, EpisodeResult as numpy)] in the order of `condition_names`, env).
   """
   conditions = shifts.same_env(condition_names)
-  kwargs = dict(config.task.kwargs)
-  kwargs.update(conditions[0].env_kwargs)
-  env = envs.make(config.task.name, **kwargs)
-  wm = world_model_for(config, env)
-  if mode == ORACLE:
-    cfg = mode_config(config, "frozen")
+  env = conditions[0].task_env(config.task.name, **config.task.kwargs)
+  wm = build.world_model_for(config, env)
+  if mode == build.ORACLE:
+    cfg = build.mode_config(config, "frozen")
     program, gifs = make_oracle_episode(env, cfg, conditions), 0
   else:
-    cfg = mode_config(config, mode)
+    cfg = build.mode_config(config, mode)
     program = make_episode(env, wm, cfg, conditions, record_frames=gifs > 0)
   keys = episode_keys(config.eval.seed, config.eval.seeds, config.eval.episodes)
   keys, condition_ids = with_conditions(keys, len(conditions))
   start = time.perf_counter()
   result = jax.tree.map(np.asarray, evaluate(program, params, keys, condition_ids,
-                                             batch_size=config.eval.get("batch_size")))
+                                             batch_size=config.eval.batch_size))
   seconds = time.perf_counter() - start
   out = []
   for i, name in enumerate(condition_names):
@@ -124,8 +86,8 @@ def evaluate_and_report(config, params, workdir, conditions, modes, gifs=2, prog
   (one per pair, conditions outer, modes inner). Pairs with a results JSON already present are loaded, not
   re-run, so an interrupted evaluation resumes where it stopped.
   """
-  check_conditions(config.task.name, conditions)
-  check_modes(modes)
+  build.check_conditions(config.task.name, conditions)
+  build.check_modes(modes)
   os.makedirs(os.path.join(workdir, "results"), exist_ok=True)
   os.makedirs(os.path.join(workdir, "gifs"), exist_ok=True)
   done = {}

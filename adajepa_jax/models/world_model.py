@@ -18,11 +18,14 @@ Param tree: {'encoder': {'stem', 'stage_0'.., 'head'}, 'proprio_encoder', 'actio
 """
 import dataclasses
 import math
-from typing import Any, Callable, Optional
+from typing import Callable, Mapping, Optional
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
+import optax
 
 from adajepa_jax.models import decoder as decoder_lib
 from adajepa_jax.models import encoders
@@ -30,6 +33,18 @@ from adajepa_jax.models import lora
 from adajepa_jax.models import predictors
 
 OBS_SPEC_KEYS = ("image_size", "proprio_size", "action_size", "history")
+
+Obs = dict     # {'pixels': uint8[..., H, W, 3] or 'features': f32[..., N, F], 'proprio': f32[..., P]}
+Batch = dict   # the loader's batch (see `WorldModel.loss`)
+Metrics = dict[str, jax.Array]
+InitFn = Callable[[chex.PRNGKey], optax.Params]
+EncodeFn = Callable[[optax.Params, Obs], jax.Array]
+FeaturesFn = Callable[[optax.Params, jax.Array], jax.Array]
+PredictFn = Callable[..., jax.Array]   # (params, z, actions, valid=None) -> z_next
+RolloutFn = Callable[..., jax.Array]   # (params, z_ctx, a_ctx, plan, valid=None) -> z_plan
+LossFn = Callable[[optax.Params, Batch], tuple[jax.Array, Metrics]]
+LossWithLatentsFn = Callable[[optax.Params, Batch], tuple[jax.Array, tuple[Metrics, jax.Array]]]
+DecodeFn = Callable[[optax.Params, jax.Array], jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,14 +77,14 @@ class WorldModel:
     history: predictor context frames.
     action_size: A (env action size * frameskip).
   """
-  init: Callable[..., Any]
-  encode: Callable[..., Any]
-  features: Callable[..., Any]
-  predict: Callable[..., Any]
-  rollout: Callable[..., Any]
-  loss: Callable[..., Any]
-  loss_with_latents: Callable[..., Any]
-  decode: Optional[Callable[..., Any]]
+  init: InitFn
+  encode: EncodeFn
+  features: FeaturesFn
+  predict: PredictFn
+  rollout: RolloutFn
+  loss: LossFn
+  loss_with_latents: LossWithLatentsFn
+  decode: Optional[DecodeFn]
   visual_dim: int
   latent_dim: int
   num_tokens: int
@@ -122,7 +137,7 @@ def masked_latent_mse(pred, target, valid_pairs, weight=None):
   return jnp.sum(err * w) / jnp.maximum(jnp.sum(w), 1e-8)
 
 
-def make_world_model(model_cfg, obs_spec) -> WorldModel:
+def make_world_model(model_cfg: ml_collections.ConfigDict, obs_spec: Mapping[str, int]) -> WorldModel:
   """Builds the world model's pure functions from `cfg.model` and the observation spec.
 
   Args:
@@ -142,14 +157,14 @@ def make_world_model(model_cfg, obs_spec) -> WorldModel:
     if int(model_cfg[name]) < 1:
       raise ValueError(f"model.{name} must be >= 1, got {model_cfg[name]}")
   spatial = model_cfg.encoder == "spatial"
-  residual = bool(model_cfg.get("residual", True))
+  residual = bool(model_cfg.residual)
   hist = spec["history"]
   img, psize, asize = spec["image_size"], spec["proprio_size"], spec["action_size"]
   dv = int(model_cfg.latent_dim)
   d = dv + int(model_cfg.proprio_emb_dim)
   n = encoders.num_tokens(img, model_cfg.widths, spatial)
 
-  enc = encoders.VisualEncoder(model_cfg.widths, dv, spatial, float(model_cfg.get("gem_p", 3.0)))
+  enc = encoders.VisualEncoder(model_cfg.widths, dv, spatial, float(model_cfg.gem_p))
   prop = nn.Dense(int(model_cfg.proprio_emb_dim))
   act = nn.Dense(int(model_cfg.action_emb_dim))
   if model_cfg.predictor == "transformer":
@@ -159,7 +174,7 @@ def make_world_model(model_cfg, obs_spec) -> WorldModel:
   else:
     pred = predictors.MLPPredictor(width=dv * int(model_cfg.mlp_ratio), depth=int(model_cfg.depth),
                                    residual=residual)
-  dec = decoder_lib.Decoder(img) if model_cfg.get("decoder", False) else None
+  dec = decoder_lib.Decoder(img) if model_cfg.decoder else None
 
   def _init(key):
     keys = jax.random.split(key, 5)
@@ -293,7 +308,7 @@ def make_world_model(model_cfg, obs_spec) -> WorldModel:
   )
 
 
-def layer_groups(params):
+def layer_groups(params: optax.Params) -> dict[str, list[tuple[str, ...]]]:
   """Param path prefixes of the named layer groups adaptation specs refer to.
 
   Args:
@@ -321,6 +336,6 @@ def layer_groups(params):
   return groups
 
 
-def param_count(params):
+def param_count(params: optax.Params) -> int:
   """Total number of scalars in a param tree."""
   return sum(int(x.size) for x in jax.tree.leaves(params))

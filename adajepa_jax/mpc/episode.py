@@ -22,15 +22,23 @@ Example:
   result = run(params, keys, None, condition_ids)   # keys: (E,) typed keys; condition_ids: int32[E]
 """
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Sequence, Union
 
+import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
+import optax
 from flax import struct
 
 from adajepa_jax import adaptation, planning
+from adajepa_jax.envs import base as envs_base
 from adajepa_jax.envs import shifts as shifts_lib
+from adajepa_jax.models import WorldModel
 from adajepa_jax.planning import objectives
+
+Frame = dict   # one frame as the context holds it: {'features': f32[N, F] | 'pixels': uint8[H, W, 3], 'proprio'}
+Conditions = Union[str, shifts_lib.Condition, Sequence[Union[str, shifts_lib.Condition]], None]
 
 
 @struct.dataclass
@@ -40,25 +48,38 @@ class Context:
   obs: {'features': f32[h, N, F] (or 'pixels': uint8[h, H, W, 3] when the trunk adapts), 'proprio': f32[h, P]};
   actions: f32[h-1, A]; valid: bool[h].
   """
-  obs: Any
+  obs: Frame
   actions: jax.Array
   valid: jax.Array
 
 
 @struct.dataclass
 class Carry:
-  env_state: Any
-  params: Any
-  opt_state: Any
-  buffer: Any
+  """The replan scan's state (one episode)."""
+  env_state: envs_base.State
+  params: optax.Params
+  opt_state: Optional[optax.OptState]        # None when adaptation is off
+  buffer: Optional[adaptation.Buffer]        # None when adaptation is off
   context: Context
   plan: jax.Array           # f32[H, A], warm start for the next replan
-  goal: Any                 # the goal frame as the context holds frames ({'features' | 'pixels', 'proprio'})
+  goal: Frame               # the goal frame as the context holds frames
   goal_pixels: jax.Array    # uint8[H, W, 3], the (possibly corrupted) goal image, fixed per episode
   condition: jax.Array      # int32[], index of the episode's condition in the program's `conditions`
-  first_pixels: Any         # uint8[H, W, 3] the first observed frame (None unless frames are recorded)
+  first_pixels: Optional[jax.Array]   # uint8[H, W, 3] the first observed frame (None unless frames are recorded)
   success_any: jax.Array    # bool[]
-  key: jax.Array
+  key: chex.PRNGKey
+
+
+@struct.dataclass
+class ReplanOutput:
+  """What one replan emits; the episode's scan stacks them (leading axis R).
+
+  metrics: dict of f32[] (the `per_replan` entries of `EpisodeResult`); state: f32[S] the true state after the
+  executed chunk; pixels: uint8[H, W, 3] the frame observed after it (None unless frames are recorded).
+  """
+  metrics: dict[str, jax.Array]
+  state: jax.Array
+  pixels: Optional[jax.Array]
 
 
 @struct.dataclass
@@ -75,13 +96,31 @@ class EpisodeResult:
   """
   success_any: jax.Array
   success_final: jax.Array
-  per_replan: Any
+  per_replan: dict[str, jax.Array]
   states: jax.Array
   goal_state: jax.Array
-  frames: Any
+  frames: Optional[jax.Array]
   goal_pixels: jax.Array
   task: Any
   condition: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeProgram:
+  """The pieces of one episode. `run` is the whole episode as one scan; `init`/`replan`/`finish` are its
+  building blocks (the benchmark's one-episode-at-a-time reference loop jits and calls them from Python;
+  the oracle's program sets only `run`).
+
+  init(params, key, task=None, condition=0) -> Carry;  replan(carry, replan_idx) -> (Carry, ReplanOutput);
+  finish(first_carry, final_carry, stacked ReplanOutput) -> EpisodeResult;
+  run(params, key, task=None, condition=0) -> EpisodeResult;
+  conditions: the program's shift conditions (`condition` indexes them).
+  """
+  init: Optional[Callable[..., Carry]]
+  replan: Optional[Callable[[Carry, jax.Array], tuple[Carry, ReplanOutput]]]
+  finish: Optional[Callable[[Carry, Carry, ReplanOutput], EpisodeResult]]
+  run: Callable[..., EpisodeResult]
+  conditions: tuple[shifts_lib.Condition, ...]
 
 
 def _window(context, new_obs, chunk):
@@ -105,62 +144,86 @@ def _slide(context, new_obs, chunk):
   return Context(obs=obs, actions=actions, valid=valid)
 
 
-@dataclasses.dataclass(frozen=True)
-class EpisodeProgram:
-  """The pieces of one episode. `run` is the whole episode as one scan; `init`/`replan`/`finish` are its
-  building blocks (the benchmark's one-episode-at-a-time reference loop jits and calls them from Python).
-
-  init(params, key, task=None, condition=0) -> Carry;  replan(carry, replan_idx) -> (carry, outputs);
-  finish(first_carry, final_carry, stacked_outputs) -> EpisodeResult;  run(params, key, task=None, condition=0);
-  conditions: the program's shift conditions (`condition` indexes them).
-  """
-  init: Callable
-  replan: Callable
-  finish: Callable
-  run: Callable
-  conditions: tuple
-
-
-def make_episode(env, wm, cfg, conditions=None, record_frames=True) -> EpisodeProgram:
+def make_episode(env: envs_base.TaskEnv, wm: WorldModel, cfg: ml_collections.ConfigDict,
+                 conditions: Conditions = None, record_frames: bool = True) -> EpisodeProgram:
   """Builds the episode program; `program.run(params, key)` is a pure function of the params and a key.
 
   Args:
     env: a `TaskEnv` (already built with the conditions' env kwargs, e.g. the unseen shape set).
     wm: the `WorldModel` from `models.make_world_model`.
-    cfg: the full config (sections data, plan, adapt, eval are read; all static).
+    cfg: the full config (sections data, plan, adapt, train (adaptation learning rates), eval are read; all
+      static).
     conditions: a `shifts.Condition` or registered name (visual corruption + task transform), or a sequence
       of them with equal env kwargs (`shifts.same_env`); None means `clean`.
     record_frames: keep the observed frames in the result (for GIFs); off saves memory in big sweeps.
   """
   conditions = shifts_lib.same_env(conditions if conditions is not None else "clean")
-
-  def shift(method, index, *args):
-    """conditions[index].<method>(*args) for a traced index."""
-    fns = [getattr(c, method) for c in conditions]
-    return fns[0](*args) if len(fns) == 1 else jax.lax.switch(index, fns, *args)
-
   fs, hist = cfg.data.frameskip, cfg.data.history
   horizon, replans = cfg.plan.horizon, cfg.eval.replans
   env_a = env.action_size
   act_dim = env_a * fs
   planner = planning.get_planner(cfg.plan.planner)
   planner_cfg = cfg.plan[cfg.plan.planner]
+
+  # The adaptation wiring depends only on the param tree's structure (the world model's, plus LoRA adapters
+  # when the spec asks), so it is resolved here, once, from its shapes. Unknown specs fail here too.
   adapt_on = bool(cfg.adapt.enabled)
   if adapt_on:
-    adaptation.parse(cfg.adapt.spec)   # unknown specs fail here, before any tracing
+    param_shapes = jax.eval_shape(lambda k: adaptation.add_adapters(cfg, wm.init(k), k), jax.random.key(0))
+    labels = adaptation.resolve(cfg.adapt.spec, param_shapes)
+    optimizer = adaptation.make_optimizer(labels, *adaptation.learning_rates(cfg))
     buffer_size = adaptation.buffer_size(cfg.adapt.buffer, cfg.adapt.buffer_size, replans)
+  # Frames are kept as trunk features unless the spec adapts the trunk.
+  cache_features = not (adapt_on and adaptation.adapts_encoder_trunk(labels))
+
+  def shift(method, index, *args):
+    """conditions[index].<method>(*args) for a traced index."""
+    fns = [getattr(c, method) for c in conditions]
+    return fns[0](*args) if len(fns) == 1 else jax.lax.switch(index, fns, *args)
+
+  def frame(params, obs):
+    """An observation as the context holds it: its trunk features (`cache_features`) or its pixels."""
+    if cache_features:
+      return {"features": wm.features(params, obs["pixels"]), "proprio": obs["proprio"]}
+    return {"pixels": obs["pixels"], "proprio": obs["proprio"]}
 
   def pred_error(params, window):
     """The one-step loss of a window's newest transition (scores hard-N; the before/after-update metrics)."""
     return adaptation.window_losses(params, jax.tree.map(lambda x: x[None], window), wm.loss)[0]
 
-  def frame(params, obs, cache):
-    """An observation as the context holds it: its trunk features (when `cache`) or its pixels."""
-    if not cache:
-      return {"pixels": obs["pixels"], "proprio": obs["proprio"]}
-    return {"features": wm.features(params, obs["pixels"]), "proprio": obs["proprio"]}
+  def init(params, key, task=None, condition=0):
+    """The scan carry at the start of an episode (resets the env, fills the context with o_0)."""
+    k_task, k_reset, k_goal, k_obs, k_lora, k_run = jax.random.split(key, 6)
+    condition = jnp.asarray(condition, jnp.int32)
+    if task is None:
+      task = env.sample_task(k_task)
+    task = shift("apply_task", condition, task)
+    env_state = env.reset_to(k_reset, task)
+    obs0 = shift("apply_obs", condition, env_state.obs, k_obs)
+    if adapt_on:
+      params = adaptation.add_adapters(cfg, params, k_lora)
+      if jax.tree.structure(params) != jax.tree.structure(param_shapes):
+        raise ValueError("make_episode: params do not have the structure of wm.init's params (plus LoRA "
+                         f"adapters for a 'lora' spec): top-level keys {sorted(params)}")
+    frame0 = frame(params, obs0)
+    context = Context(
+        obs=jax.tree.map(lambda x: jnp.broadcast_to(x, (hist,) + x.shape), frame0),
+        actions=jnp.zeros((hist - 1, act_dim)),
+        valid=jnp.arange(hist) == hist - 1)
+    if adapt_on:
+      buffer = adaptation.buffer_init(_window(context, frame0, jnp.zeros((act_dim,))), buffer_size)
+      opt_state = optimizer.init(params)
+    else:
+      buffer, opt_state = None, None
+    goal_pixels = shift("apply_pixels", condition, env_state.info["goal_obs"]["pixels"], k_goal)
+    goal = frame(params, {"pixels": goal_pixels, "proprio": env_state.info["goal_obs"]["proprio"]})
+    return Carry(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer, context=context,
+                 plan=jnp.zeros((horizon, act_dim)), goal=goal, goal_pixels=goal_pixels, condition=condition,
+                 first_pixels=obs0["pixels"] if record_frames else None,
+                 success_any=jnp.zeros((), bool), key=k_run)
 
   def replan(carry, replan_idx):
+    """One replan: plan, execute the first chunk, observe, adapt; returns (next carry, ReplanOutput)."""
     key, k_plan, k_obs = jax.random.split(carry.key, 3)
     params, ctx = carry.params, carry.context
     z_ctx = wm.encode(params, ctx.obs)                                    # [h, N, D]
@@ -184,7 +247,7 @@ def make_episode(env, wm, cfg, conditions=None, record_frames=True) -> EpisodePr
 
     env_state, _ = jax.lax.scan(env_step, carry.env_state, chunk.reshape(fs, env_a))
     new_obs = shift("apply_obs", carry.condition, env_state.obs, k_obs)
-    new_frame = frame(params, new_obs, "features" in ctx.obs)
+    new_frame = frame(params, new_obs)
     window = _window(ctx, new_frame, chunk)
     err_before = pred_error(params, window)
 
@@ -195,7 +258,6 @@ def make_episode(env, wm, cfg, conditions=None, record_frames=True) -> EpisodePr
     buffer, opt_state = carry.buffer, carry.opt_state
     if adapt_on:
       buffer = adaptation.buffer_add(buffer, window, err_before, cfg.adapt.buffer)
-      labels, optimizer = adapter_for(params)
       params, opt_state, adapt_metrics = adaptation.adapt_step(
           params, opt_state, buffer, loss_fn=wm.loss, optimizer=optimizer, labels=labels,
           steps=cfg.adapt.steps, reset=cfg.adapt.reset_optimizer)
@@ -208,68 +270,29 @@ def make_episode(env, wm, cfg, conditions=None, record_frames=True) -> EpisodePr
       metrics["skipped"] = jnp.zeros(())
 
     success = env_state.metrics["success"] > 0.5
-    new_carry = Carry(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer,
-                      context=_slide(ctx, new_frame, chunk), plan=plan, goal=carry.goal,
-                      goal_pixels=carry.goal_pixels, condition=carry.condition,
-                      first_pixels=carry.first_pixels,
-                      success_any=carry.success_any | success, key=key)
-    outputs = (metrics, env_state.info["state"], new_obs["pixels"] if record_frames else None)
-    return new_carry, outputs
-
-  def init(params, key, task=None, condition=0):
-    """The scan carry at the start of an episode (resets the env, fills the context with o_0)."""
-    k_task, k_reset, k_goal, k_obs, k_lora, k_run = jax.random.split(key, 6)
-    condition = jnp.asarray(condition, jnp.int32)
-    if task is None:
-      task = env.sample_task(k_task)
-    task = shift("apply_task", condition, task)
-    env_state = env.reset_to(k_reset, task)
-    obs0 = shift("apply_obs", condition, env_state.obs, k_obs)
-    cache = True
-    if adapt_on:
-      params = adaptation.prepare(cfg, params, k_lora)[0]   # adds LoRA adapters if the spec asks
-      cache = not adaptation.adapts_encoder_trunk(adapter_for(params)[0])
-    frame0 = frame(params, obs0, cache)
-    context = Context(
-        obs=jax.tree.map(lambda x: jnp.broadcast_to(x, (hist,) + x.shape), frame0),
-        actions=jnp.zeros((hist - 1, act_dim)),
-        valid=jnp.arange(hist) == hist - 1)
-    if adapt_on:
-      example = _window(context, frame0, jnp.zeros((act_dim,)))
-      buffer = adaptation.buffer_init(example, buffer_size)
-      opt_state = adapter_for(params)[1].init(params)
-    else:
-      buffer, opt_state = None, None
-    goal_pixels = shift("apply_pixels", condition, env_state.info["goal_obs"]["pixels"], k_goal)
-    goal = frame(params, {"pixels": goal_pixels, "proprio": env_state.info["goal_obs"]["proprio"]}, cache)
-    return Carry(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer, context=context,
-                 plan=jnp.zeros((horizon, act_dim)), goal=goal, goal_pixels=goal_pixels, condition=condition,
-                 first_pixels=obs0["pixels"] if record_frames else None,
-                 success_any=jnp.zeros((), bool), key=k_run)
+    new_carry = carry.replace(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer,
+                              context=_slide(ctx, new_frame, chunk), plan=plan,
+                              success_any=carry.success_any | success, key=key)
+    output = ReplanOutput(metrics=metrics, state=env_state.info["state"],
+                          pixels=new_obs["pixels"] if record_frames else None)
+    return new_carry, output
 
   def finish(first, final, outputs):
-    """Assembles the EpisodeResult from the first carry, the last carry and the stacked replan outputs."""
-    per_replan, states, frames = outputs
-    states = jnp.concatenate([first.env_state.info["state"][None], states], 0)
-    if record_frames:
-      frames = jnp.concatenate([first.first_pixels[None], frames], 0)
+    """Assembles the EpisodeResult from the first carry, the last carry and the stacked ReplanOutputs."""
+    states = jnp.concatenate([first.env_state.info["state"][None], outputs.state], 0)
+    frames = jnp.concatenate([first.first_pixels[None], outputs.pixels], 0) if record_frames else None
     return EpisodeResult(success_any=final.success_any,
                          success_final=final.env_state.metrics["success"] > 0.5,
-                         per_replan=per_replan, states=states,
+                         per_replan=outputs.metrics, states=states,
                          goal_state=first.env_state.info["goal_state"], frames=frames,
                          goal_pixels=first.goal_pixels, task=first.env_state.info["task"],
                          condition=first.condition)
 
-  def episode(params, key, task=None, condition=0):
+  def run(params, key, task=None, condition=0):
     """Runs one episode. params: pretrained world-model params; key: typed PRNG key; task: optional task;
     condition: int32[] index into `conditions`."""
     first = init(params, key, task, condition)
     final, outputs = jax.lax.scan(replan, first, jnp.arange(replans))
     return finish(first, final, outputs)
 
-  def adapter_for(params):
-    """(labels, masked optimiser) for this param tree; resolved at trace time from its structure."""
-    labels = adaptation.resolve(cfg.adapt.spec, params)
-    return labels, adaptation.make_optimizer(labels, *adaptation.learning_rates(cfg))
-
-  return EpisodeProgram(init=init, replan=replan, finish=finish, run=episode, conditions=conditions)
+  return EpisodeProgram(init=init, replan=replan, finish=finish, run=run, conditions=conditions)

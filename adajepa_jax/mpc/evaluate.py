@@ -1,55 +1,73 @@
 """Batched evaluation: `jit(vmap(episode))` with the episode axis sharded over all devices.
 
 Every episode owns its adapted params (vmap gives each its own copy of the carry). An episode is named by its
-key and the index of its shift condition in `program.conditions`, so one program evaluates episodes x seeds x
-conditions together. Keys are passed as raw uint32 key data so they can be laid out with `NamedSharding`; on
-several hosts (after `jax.distributed.initialize()`) every host builds the same keys and the global array is
-assembled from them. Large sweeps run in equal chunks of at most `batch_size` episodes through one compiled
-program (bounded memory; on CPU throughput peaks at a few dozen episodes, RESULTS.md section 4).
+typed key (`jax.random.key`, as `program.run` takes) and the index of its shift condition in
+`program.conditions`, so one program evaluates episodes x seeds x conditions together. Keys are laid out over
+the devices with `NamedSharding`; on several hosts (after `jax.distributed.initialize()`) every host builds
+the same keys and params, global arrays are assembled from them, and every host receives all results.
+Large sweeps run in equal chunks of at most `batch_size` episodes through one compiled program (bounded
+memory; on CPU throughput peaks at a few dozen episodes, RESULTS.md section 4).
 
 Example:
   program = make_episode(env, wm, cfg, [shifts.get("clean"), shifts.get("blur")])
-  keys = episode_keys(seed=0, seeds=3, episodes=50)                 # uint32[3 * 50, 2]
-  keys, conditions = with_conditions(keys, 2)                       # uint32[300, 2], int32[300]
+  keys = episode_keys(seed=0, seeds=3, episodes=50)                 # key<fry>[3 * 50]
+  keys, conditions = with_conditions(keys, 2)                       # key<fry>[300], int32[300]
   result = evaluate(program, params, keys, conditions)              # EpisodeResult, leading axis 300
 """
 import math
+import zlib
+from typing import Any, Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from adajepa_jax.mpc.episode import EpisodeProgram, EpisodeResult
 
 
-def episode_keys(seed, seeds, episodes):
-  """Raw key data uint32[seeds * episodes, 2], seed-major: episode e of test seed s is row s * episodes + e.
+def episode_keys(seed: int, seeds: int, episodes: int) -> jax.Array:
+  """Typed keys key<impl>[seeds * episodes], seed-major: episode e of test seed s is entry s * episodes + e.
 
   The same (seed, s, e) gives the same task and initial state, so frozen and adaptive runs are paired.
   """
   base = jax.random.key(seed)
   keys = jax.vmap(lambda s: jax.vmap(lambda e: jax.random.fold_in(jax.random.fold_in(base, s), e))(
       jnp.arange(episodes)))(jnp.arange(seeds))
-  return jax.random.key_data(keys.reshape(-1))
+  return keys.reshape(-1)
 
 
-def with_conditions(key_data, num_conditions):
+def with_conditions(keys: jax.Array, num_conditions: int) -> tuple[jax.Array, np.ndarray]:
   """The same episodes under each of `num_conditions` conditions (paired across conditions).
 
-  Returns (uint32[C * E, 2], int32[C * E]): condition-major, row c * E + e is episode e under condition c.
+  Returns (key<impl>[C * E], int32[C * E]): condition-major, entry c * E + e is episode e under condition c.
   """
-  key_data = np.asarray(key_data)
-  return (np.tile(key_data, (num_conditions, 1)),
-          np.repeat(np.arange(num_conditions, dtype=np.int32), key_data.shape[0]))
+  keys = _check_keys(keys)
+  return (jnp.tile(keys, num_conditions),
+          np.repeat(np.arange(num_conditions, dtype=np.int32), keys.shape[0]))
 
 
-def make_mesh(devices=None):
+def _check_keys(keys: Any) -> jax.Array:
+  """Returns `keys` if they are typed PRNG keys key<impl>[E] with E >= 1; raises naming what they are."""
+  if not (isinstance(keys, jax.Array) and jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)):
+    dtype = getattr(keys, "dtype", type(keys).__name__)
+    raise TypeError(f"keys must be typed PRNG keys key<impl>[E] (episode_keys, jax.random.key), got "
+                    f"{dtype}{list(np.shape(keys))}; raw uint32 key data converts with "
+                    "jax.random.wrap_key_data")
+  if keys.ndim != 1 or keys.shape[0] == 0:
+    raise ValueError(f"keys must be key<impl>[E] with E >= 1 (one key per episode), got {keys.dtype}"
+                     f"{list(keys.shape)}")
+  return keys
+
+
+def make_mesh(devices: Optional[Any] = None) -> Mesh:
   """A 1-D mesh named 'batch' over `devices` (default: all devices of all hosts)."""
   devices = np.asarray(devices if devices is not None else jax.devices())
-  return jax.sharding.Mesh(devices, ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+  return Mesh(devices, ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def chunk_size(episodes, batch_size, multiple):
+def chunk_size(episodes: int, batch_size: Optional[int], multiple: int) -> int:
   """Episodes per call: `episodes` split into the fewest equal chunks of at most `batch_size` (None: one
   chunk), each rounded up to a multiple of `multiple` (the device count)."""
   if batch_size is not None and batch_size < 1:
@@ -58,8 +76,9 @@ def chunk_size(episodes, batch_size, multiple):
   return multiple * math.ceil(math.ceil(episodes / chunks) / multiple)
 
 
-def make_evaluator(program, mesh=None, batch_size=None):
-  """Returns `run(params, key_data uint32[E, 2], condition_ids int32[E] | None) -> EpisodeResult`.
+def make_evaluator(program: EpisodeProgram, mesh: Optional[Mesh] = None, batch_size: Optional[int] = None
+                   ) -> Callable[..., EpisodeResult]:
+  """Returns `run(params, keys key<impl>[E], condition_ids int32[E] | None) -> EpisodeResult`.
 
   The program is jitted once and reused for every chunk and call. With `mesh`, the episode axis is sharded
   over its 'batch' axis and params are replicated; on one host, fewer episodes than devices run on the default
@@ -68,61 +87,74 @@ def make_evaluator(program, mesh=None, batch_size=None):
   """
   num_conditions = len(program.conditions)
 
-  def batched(params, key_data, condition_ids):
-    return jax.vmap(lambda k, c: program.run(params, jax.random.wrap_key_data(k), condition=c))(
-        key_data, condition_ids)
+  def batched(params, keys, condition_ids):
+    return jax.vmap(lambda k, c: program.run(params, k, condition=c))(keys, condition_ids)
 
   single = jax.jit(batched)
   if mesh is not None:
-    batch = NamedSharding(mesh, P("batch"))
-    sharded = jax.jit(batched, in_shardings=(NamedSharding(mesh, P()), batch, batch), out_shardings=batch)
+    batch, replicated = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
+    sharded = jax.jit(batched, in_shardings=(replicated, batch, batch), out_shardings=batch)
+    gather = jax.jit(lambda tree: tree, out_shardings=replicated)   # several hosts: every host gets all
 
-  def run(params, key_data, condition_ids=None):
-    key_data = np.asarray(key_data)
-    if key_data.ndim != 2 or key_data.shape[0] == 0:
-      raise ValueError(f"key_data must be uint32[E, 2] with E >= 1, got shape {key_data.shape}")
-    n = key_data.shape[0]
+  def call_sharded(params, keys, condition_ids):
+    """One chunk through the sharded program: placed on one host's devices, or as global arrays (built from
+    every host's identical inputs) on several, whose results are gathered to every host."""
+    if jax.process_count() == 1:
+      return sharded(jax.device_put(params, replicated), jax.device_put(keys, batch),
+                     jax.device_put(condition_ids, batch))
+
+    def global_array(x, sharding):
+      return jax.make_array_from_callback(np.shape(x), sharding, lambda idx: x[idx])
+
+    out = gather(sharded(jax.tree.map(lambda x: global_array(x, replicated), params),
+                         global_array(keys, batch), global_array(condition_ids, batch)))
+    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), out)
+
+  def run(params, keys, condition_ids=None):
+    n = _check_keys(keys).shape[0]
     condition_ids = (np.zeros(n, np.int32) if condition_ids is None
                      else np.asarray(condition_ids, np.int32))
     if condition_ids.shape != (n,) or condition_ids.min() < 0 or condition_ids.max() >= num_conditions:
       raise ValueError(f"condition_ids must be int32[{n}] in [0, {num_conditions}) (the program's conditions: "
                        f"{', '.join(c.name for c in program.conditions)}), got {condition_ids}")
     use_mesh = mesh is not None and (n >= mesh.devices.size or jax.process_count() > 1)
+    if use_mesh and jax.process_count() > 1:
+      _check_same_on_all_processes(keys, condition_ids)
     chunk = chunk_size(n, batch_size, mesh.devices.size if use_mesh else 1)
-    pad = (-n) % chunk
-    key_data = np.concatenate([key_data, np.repeat(key_data[-1:], pad, 0)], 0)
-    condition_ids = np.concatenate([condition_ids, np.repeat(condition_ids[-1:], pad, 0)], 0)
-    outs = [_call(sharded, mesh, params, key_data[i:i + chunk], condition_ids[i:i + chunk]) if use_mesh
-            else single(params, jnp.asarray(key_data[i:i + chunk]), jnp.asarray(condition_ids[i:i + chunk]))
-            for i in range(0, n + pad, chunk)]
+    padded = np.minimum(np.arange(n + (-n) % chunk), n - 1)   # pad with repeats of the last episode
+    keys, condition_ids = keys[padded], condition_ids[padded]
+    outs = [call_sharded(params, keys[i:i + chunk], condition_ids[i:i + chunk]) if use_mesh
+            else single(params, keys[i:i + chunk], jnp.asarray(condition_ids[i:i + chunk]))
+            for i in range(0, len(padded), chunk)]
     out = outs[0] if len(outs) == 1 else jax.tree.map(lambda *x: np.concatenate(x, 0), *outs)
     return jax.tree.map(lambda x: x[:n], out)
 
   return run
 
 
-def _call(fn, mesh, params, key_data, condition_ids):
-  """One chunk through the sharded program: placed on one host's devices, or as global arrays on several."""
-  batch, replicated = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
-  if jax.process_count() == 1:
-    return fn(jax.device_put(params, replicated), jax.device_put(key_data, batch),
-              jax.device_put(condition_ids, batch))
+def _check_same_on_all_processes(keys, condition_ids):
+  """Raises unless every process passes the same episodes (a fingerprint of keys and condition ids).
 
-  def global_array(x, sharding):
-    return jax.make_array_from_callback(np.shape(x), sharding, lambda idx: np.asarray(x)[idx])
-
-  out = fn(jax.tree.map(lambda x: global_array(x, replicated), params), global_array(key_data, batch),
-           global_array(condition_ids, batch))
-  return multihost_utils.process_allgather(out, tiled=True)
+  Called before the program is compiled, this first collective also sets up the CPU collectives (gloo) while
+  the processes are in step: on CPU a first collective fails when a process reaches it ~30 s after another
+  (measured, jax 0.10.2), and compile times differ across processes (JAX writes a multi-process program's
+  cache entry from process 0 only, under a key the other processes do not compute). Later collectives wait.
+  """
+  data = np.asarray(jax.random.key_data(keys)).tobytes() + condition_ids.tobytes()
+  multihost_utils.assert_equal(np.array([keys.shape[0], zlib.crc32(data)], np.uint32),
+                               "every process must pass the same keys and condition_ids to evaluate")
 
 
-def evaluate(program, params, key_data, condition_ids=None, mesh="auto", batch_size=None):
-  """Runs all episodes of `key_data` (uint32[E, 2]), episode i under `program.conditions[condition_ids[i]]`
-  (default: the first), and returns the stacked EpisodeResult (leading axis E).
+def evaluate(program: EpisodeProgram, params: Any, keys: jax.Array, condition_ids: Optional[Any] = None,
+             mesh: Union[str, Mesh, None] = "auto", batch_size: Optional[int] = None) -> EpisodeResult:
+  """Runs the episodes of `keys` (key<impl>[E], e.g. `episode_keys`), episode i under
+  `program.conditions[condition_ids[i]]` (int32[E]; default: the first), and returns the stacked
+  EpisodeResult (leading axis E).
 
   mesh: "auto" shards over all devices when there is more than one; None forces one device.
   batch_size: at most this many episodes per call (None: all at once).
+  On several hosts every host calls this with the same arguments and receives all E results.
   """
   if mesh == "auto":
     mesh = make_mesh() if len(jax.devices()) > 1 else None
-  return make_evaluator(program, mesh, batch_size)(params, key_data, condition_ids)
+  return make_evaluator(program, mesh, batch_size)(params, keys, condition_ids)

@@ -5,7 +5,7 @@ info)` with `cost_fn: f32[S, H, A] -> f32[S]`; actions live in [-1, 1]; iteratio
 samples are evaluated in one batched `cost_fn` call. All are pure, jittable and vmappable.
 """
 from adajepa_jax.planning.cem import cem_plan
-from adajepa_jax.planning.common import warm_start
+from adajepa_jax.planning.common import CostFn, Planner, warm_start
 from adajepa_jax.planning.gd import gd_plan
 from adajepa_jax.planning.mppi import mppi_plan
 from adajepa_jax.planning.objectives import MODES as OBJECTIVES
@@ -14,12 +14,12 @@ from adajepa_jax.planning.objectives import horizon_weights, latent_cost
 _PLANNERS = {"cem": cem_plan, "gd": gd_plan, "mppi": mppi_plan}
 
 
-def names():
+def names() -> tuple[str, ...]:
   """Names of the registered planners."""
   return tuple(sorted(_PLANNERS))
 
 
-def get_planner(name):
+def get_planner(name: str) -> Planner:
   """Returns the planner function registered as `name`; unknown names raise ValueError listing them."""
   if name not in _PLANNERS:
     raise ValueError(f"Unknown planner {name!r}; valid planners: {', '.join(names())}")

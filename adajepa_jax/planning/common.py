@@ -1,9 +1,16 @@
 """Helpers shared by the planners: config access, bounds, warm start, cost checking."""
+from typing import Any, Callable
+
+import chex
 import jax
 import jax.numpy as jnp
 
 ACTION_LOW = -1.0
 ACTION_HIGH = 1.0
+
+CostFn = Callable[[jax.Array], jax.Array]   # f32[S, H, A] -> f32[S]
+# (cost_fn, init_actions f32[H, A], key, cfg section) -> (actions f32[H, A], info)
+Planner = Callable[[CostFn, jax.Array, chex.PRNGKey, Any], tuple[jax.Array, dict[str, jax.Array]]]
 
 
 def cfg_value(cfg, name, planner):
@@ -24,6 +31,22 @@ def check_positive(value, name, planner, allow_zero=False):
   if value < 0 or (value == 0 and not allow_zero):
     bound = ">= 0" if allow_zero else "> 0"
     raise ValueError(f"{planner}: {name}={value!r} must be {bound}")
+
+
+def settings(cfg, planner, allow_zero=(), at_most=(), **types):
+  """Reads a planner's config values `name=type` as static Python numbers, in the order given, each checked
+  to be > 0 (>= 0 if named in `allow_zero`) and `a <= b` for each pair of names (a, b) in `at_most`.
+
+  Example:
+    >>> samples, elites = settings(cfg, "cem", samples=int, elites=int, at_most=(("elites", "samples"),))
+  """
+  values = {name: cast(cfg_value(cfg, name, planner)) for name, cast in types.items()}
+  for name, value in values.items():
+    check_positive(value, name, planner, allow_zero=name in allow_zero)
+  for a, b in at_most:
+    if values[a] > values[b]:
+      raise ValueError(f"{planner}: {a}={values[a]} must be <= {b}={values[b]}")
+  return tuple(values.values())
 
 
 def clip_actions(actions):
@@ -56,7 +79,31 @@ def batched_cost(cost_fn, samples, planner):
   return jnp.where(jnp.isfinite(costs), costs, jnp.inf)
 
 
-def warm_start(prev_plan):
+def sampling_loop(cost_fn, init_actions, key, *, samples, iterations, init_std, refit, planner):
+  """The sampling planners' loop (CEM, MPPI): from the mean `init_actions` f32[H, A] (`check_init`) and std
+  `init_std`, `iterations` rounds, in one `lax.scan`, of drawing `samples` candidates around (mean, std)
+  (`sample_around`), costing them in one `cost_fn` call and refitting
+  `(mean, std, best_cost) = refit(candidates f32[S, H, A], costs f32[S], mean, std)`.
+
+  Returns:
+    actions: f32[H, A] the final mean.
+    info: {'cost' f32[] (cost of `actions`), 'best_costs' f32[iterations] (each round's `best_cost`),
+      'std' f32[H, A] (the final std)}.
+  """
+  def iteration(carry, step_key):
+    mean, std = carry
+    candidates = sample_around(step_key, mean, std, samples)
+    mean, std, best = refit(candidates, batched_cost(cost_fn, candidates, planner), mean, std)
+    return (mean, std), best
+
+  mean0 = check_init(init_actions, planner)
+  std0 = jnp.full_like(mean0, init_std)
+  (mean, std), best_costs = jax.lax.scan(iteration, (mean0, std0), jax.random.split(key, iterations))
+  final_cost = batched_cost(cost_fn, mean[None], planner)[0]
+  return mean, {"cost": final_cost, "best_costs": best_costs, "std": std}
+
+
+def warm_start(prev_plan: jax.Array) -> jax.Array:
   """Shifts a plan by one step for the next replan: drops the executed first step, pads with zeros.
 
   Args:

@@ -1,4 +1,7 @@
 """Gradient-descent planning: Adam with a cosine learning-rate schedule on the action sequence."""
+from typing import Any
+
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -6,7 +9,8 @@ import optax
 from adajepa_jax.planning import common
 
 
-def gd_plan(cost_fn, init_actions, key, cfg):
+def gd_plan(cost_fn: common.CostFn, init_actions: jax.Array, key: chex.PRNGKey, cfg: Any
+            ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Plans by projected gradient descent (Adam, cosine-decayed lr) on one action sequence.
 
   The cost of a single sequence is `cost_fn(actions[None])[0]`; after every Adam step the actions are
@@ -28,10 +32,7 @@ def gd_plan(cost_fn, init_actions, key, cfg):
   """
   del key
   name = "gd"
-  lr = float(common.cfg_value(cfg, "lr", name))
-  steps = int(common.cfg_value(cfg, "steps", name))
-  common.check_positive(lr, "lr", name)
-  common.check_positive(steps, "steps", name)
+  lr, steps = common.settings(cfg, name, lr=float, steps=int)
   actions0 = common.check_init(init_actions, name)
   optimizer = optax.adam(optax.cosine_decay_schedule(lr, steps))
 

@@ -1,11 +1,15 @@
 """Model-predictive path integral planning: exponentially weighted averages of Gaussian perturbations."""
+from typing import Any
+
+import chex
 import jax
 import jax.numpy as jnp
 
 from adajepa_jax.planning import common
 
 
-def mppi_plan(cost_fn, init_actions, key, cfg):
+def mppi_plan(cost_fn: common.CostFn, init_actions: jax.Array, key: chex.PRNGKey, cfg: Any
+              ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Plans with MPPI: the mean moves to the softmax(-cost / temperature)-weighted average of samples.
 
   Each iteration draws `samples` sequences `clip(mean + std * eps)` (sample 0 is the mean itself) and
@@ -27,24 +31,12 @@ def mppi_plan(cost_fn, init_actions, key, cfg):
   Example:
     >>> actions, info = mppi_plan(cost_fn, jnp.zeros((5, 2)), key, cfg.plan.mppi)
   """
-  name = "mppi"
-  samples = int(common.cfg_value(cfg, "samples", name))
-  iterations = int(common.cfg_value(cfg, "iterations", name))
-  temperature = float(common.cfg_value(cfg, "temperature", name))
-  noise_scale = float(common.cfg_value(cfg, "noise", name))
-  min_sigma = float(common.cfg_value(cfg, "min_sigma", name))
-  for value, label in ((samples, "samples"), (iterations, "iterations"), (temperature, "temperature"),
-                       (noise_scale, "noise")):
-    common.check_positive(value, label, name)
-  common.check_positive(min_sigma, "min_sigma", name, allow_zero=True)
-  if min_sigma > noise_scale:
-    raise ValueError(f"mppi: min_sigma={min_sigma} must be <= noise={noise_scale}")
-  mean0 = common.check_init(init_actions, name)
+  samples, iterations, temperature, noise_scale, min_sigma = common.settings(
+      cfg, "mppi", samples=int, iterations=int, temperature=float, noise=float, min_sigma=float,
+      allow_zero=("min_sigma",), at_most=(("min_sigma", "noise"),))
 
-  def iteration(carry, step_key):
-    mean, std = carry
-    candidates = common.sample_around(step_key, mean, std, samples)
-    costs = common.batched_cost(cost_fn, candidates, name)
+  def refit(candidates, costs, mean, std):
+    """The softmax(-cost / temperature)-weighted mean and std (clipped to [min_sigma, noise])."""
     best = jnp.min(costs)
     # Where every cost is +inf, keep the mean (weights would be NaN).
     logits = jnp.where(jnp.isfinite(costs), -(costs - best) / temperature, -jnp.inf)
@@ -53,9 +45,7 @@ def mppi_plan(cost_fn, init_actions, key, cfg):
     new_std = jnp.sqrt(jnp.einsum("s,sha->ha", weights, jnp.square(candidates - new_mean)))
     new_std = jnp.clip(new_std, min_sigma, noise_scale)
     ok = jnp.isfinite(best)
-    return (jnp.where(ok, new_mean, mean), jnp.where(ok, new_std, std)), best
+    return jnp.where(ok, new_mean, mean), jnp.where(ok, new_std, std), best
 
-  std0 = jnp.full_like(mean0, noise_scale)
-  (mean, std), best_costs = jax.lax.scan(iteration, (mean0, std0), jax.random.split(key, iterations))
-  final_cost = common.batched_cost(cost_fn, mean[None], name)[0]
-  return mean, {"cost": final_cost, "best_costs": best_costs, "std": std}
+  return common.sampling_loop(cost_fn, init_actions, key, samples=samples, iterations=iterations,
+                              init_std=noise_scale, refit=refit, planner="mppi")

@@ -7,6 +7,7 @@ Layout of a training workdir: `<workdir>/checkpoints/latest/<step>/` (resume) an
 
 Example:
   params, config = checkpoint.load_world_model("workdirs/pusht")   # best if present, else latest
+  config, meta = checkpoint.load_config("workdirs/pusht")           # the config alone (configs/stored.py)
 """
 import json
 import os
@@ -14,6 +15,8 @@ import os
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
+from adajepa_jax.errors import UsageError
 
 ITEMS = ("params", "train", "config", "meta")
 #: Config sections that must match for params to be reused.
@@ -44,10 +47,10 @@ def config_diff(a, b, sections=MODEL_SECTIONS):
 
 
 def check_config(stored, expected, where, sections=MODEL_SECTIONS):
-  """Raises ValueError naming every differing key if `stored` and `expected` differ in `sections`."""
+  """Raises UsageError naming every differing key if `stored` and `expected` differ in `sections`."""
   diff = config_diff(stored, expected, sections)
   if diff:
-    raise ValueError(f"Checkpoint at {where} was written with a different config "
+    raise UsageError(f"Checkpoint at {where} was written with a different config "
                      f"(stored != given): {'; '.join(diff)}")
 
 
@@ -75,12 +78,19 @@ def _abstract(tree):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
+def _tuples(x):
+  """JSON lists back to the tuples the configs use (recursively)."""
+  if isinstance(x, dict):
+    return {k: _tuples(v) for k, v in x.items()}
+  return tuple(_tuples(v) for v in x) if isinstance(x, list) else x
+
+
 def restore_config(manager, step=None):
-  """(config ConfigDict, meta dict) of a step (default: latest)."""
+  """(config ConfigDict, meta dict) of a step (default: latest); JSON lists come back as tuples."""
   step = manager.latest_step() if step is None else step
   r = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
                                                     meta=ocp.args.JsonRestore()))
-  return ml_collections.ConfigDict(r["config"]), r["meta"]
+  return ml_collections.ConfigDict(_tuples(r["config"])), r["meta"]
 
 
 def restore(manager, params_like, opt_state_like, step=None):
@@ -101,8 +111,25 @@ def _find_manager_dir(path):
                os.path.join(path, "best"), os.path.join(path, "latest"), path):
     if os.path.isdir(cand) and any(e.isdigit() for e in os.listdir(cand)):
       return cand
-  raise ValueError(f"No checkpoint found under {path!r} (looked for checkpoints/best, checkpoints/latest "
+  raise UsageError(f"No checkpoint found under {path!r} (looked for checkpoints/best, checkpoints/latest "
                    "and numbered step folders)")
+
+
+def load_config(path, step=None):
+  """The config a checkpoint was trained with, without its params.
+
+  Args:
+    path: a training workdir (checkpoints/best, else checkpoints/latest), or a manager directory.
+    step: optional step (default: the latest in the chosen directory).
+
+  Returns:
+    (config, meta): the stored ConfigDict and the stored meta (obs_spec, dataset fingerprint, step, ...).
+  """
+  manager = make_manager(_find_manager_dir(path))
+  try:
+    return restore_config(manager, step)
+  finally:
+    manager.close()
 
 
 def load_world_model(path, config=None, step=None):
@@ -110,7 +137,7 @@ def load_world_model(path, config=None, step=None):
 
   Args:
     path: a training workdir (uses checkpoints/best, else checkpoints/latest), or a manager directory.
-    config: optional config to check against; a different `model` section raises ValueError.
+    config: optional config to check against; a different `model` section raises UsageError.
     step: optional step (default: the latest in the chosen directory).
 
   Returns:
@@ -126,7 +153,10 @@ def load_world_model(path, config=None, step=None):
     if config is not None:
       check_config(stored, config, directory)
     wm = world_model.make_world_model(stored.model, meta["obs_spec"])
-    abstract = jax.eval_shape(wm.init, jax.random.key(0))
+    # Restored onto this process's device (orbax would use the saving process's, absent on other hosts).
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=local),
+                            jax.eval_shape(wm.init, jax.random.key(0)))
     step = manager.latest_step() if step is None else step
     r = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract)))
   finally:

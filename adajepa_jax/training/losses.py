@@ -67,7 +67,7 @@ def make_train_loss(wm, train_cfg):
   cw = float(train_cfg.curvature_weight)
   vw = float(train_cfg.vicreg_var_weight)
   cvw = float(train_cfg.vicreg_cov_weight)
-  dw = float(train_cfg.get("decoder_weight", 1.0))
+  dw = float(train_cfg.decoder_weight)
   dv = wm.visual_dim
 
   def loss_fn(params, batch):

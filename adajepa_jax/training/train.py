@@ -53,14 +53,14 @@ def param_labels(params):
 def _schedule(lr, train_cfg):
   steps, warmup = int(train_cfg.steps), int(train_cfg.warmup_steps)
   return optax.warmup_cosine_decay_schedule(
-      0.0, lr, warmup, max(steps, warmup + 1), end_value=lr * float(train_cfg.get("final_lr_fraction", 0.1)))
+      0.0, lr, warmup, max(steps, warmup + 1), end_value=lr * float(train_cfg.final_lr_fraction))
 
 
 def make_optimizer(train_cfg):
   """Global-norm clipping, then AdamW with separate warmup-cosine learning rates for encoder / predictor."""
   wd = float(train_cfg.weight_decay)
   return optax.chain(
-      optax.clip_by_global_norm(float(train_cfg.get("grad_clip", 1.0))),
+      optax.clip_by_global_norm(float(train_cfg.grad_clip)),
       optax.multi_transform(
           {"encoder": optax.adamw(_schedule(float(train_cfg.lr_encoder), train_cfg), weight_decay=wd),
            "predictor": optax.adamw(_schedule(float(train_cfg.lr_predictor), train_cfg), weight_decay=wd)},
@@ -206,7 +206,7 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
   """
   tc = config.train
   os.makedirs(workdir, exist_ok=True)
-  data_dir = tc.get("data_dir", "") or os.path.join(workdir, "data")
+  data_dir = tc.data_dir or os.path.join(workdir, "data")
   if train_ds is None or val_ds is None:
     train_ds, val_ds = _make_datasets(config, data_dir)
   seed, bs, steps = int(tc.seed), int(tc.batch_size), int(tc.steps)
@@ -217,7 +217,7 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
   for b in val_ds.batches(bs, segment_seed(seed, 0, stream=0)):
     if b["pixels"].shape[0] == bs:
       val_batches.append(jax.device_put(b))
-    if len(val_batches) >= int(tc.get("eval_batches", 4)):
+    if len(val_batches) >= int(tc.eval_batches):
       break
   if not val_batches:
     raise ValueError(f"validation split yields no full batch of size {bs}")
@@ -250,11 +250,11 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
 
   train_step = jax.jit(make_train_step(wm, tc, tx))
   eval_step = jax.jit(make_eval_step(wm, tc))
-  writer = _MetricWriter(workdir, tensorboard=bool(tc.get("tensorboard", True)))
+  writer = _MetricWriter(workdir, tensorboard=bool(tc.tensorboard))
   start = int(state.step)
   end = steps if stop_at is None else min(steps, int(stop_at))
   val = None
-  log_every = int(tc.get("log_every", 50))
+  log_every = int(tc.log_every)
   bar = None
   if progress:
     import tqdm
@@ -293,7 +293,7 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
              "evidence": None, "world_model": wm}
   if int(state.step) == steps:
     probe_data = None
-    nb = int(tc.get("probe_batches", 0))
+    nb = int(tc.probe_batches)
     if nb:
       probe_data = (probes.window_frames(train_ds, bs, nb, segment_seed(seed, 0, stream=2)),
                     probes.window_frames(val_ds, bs, max(1, nb // 2), segment_seed(seed, 0, stream=3)))

@@ -1,0 +1,61 @@
+"""The config a training workdir's checkpoint was trained with (best, else latest), as stored, so that evaluation
+runs the model with the settings it was trained with unless a flag says otherwise:
+
+  python experiments/evaluate.py --config=adajepa_jax/configs/stored.py:workdirs/pusht \
+      --config.plan.planner=gd --config.eval.seed=1 --workdir=workdirs/pusht/eval_gd
+
+`config.checkpoint` ({workdir, step}) names the checkpoint, so the apps load the params from the same place.
+A stored config written by older code that lacks a key of today's `base_config()` is refused (UsageError
+listing the keys): re-train it, or evaluate from Python with the missing keys added.
+"""
+import ml_collections
+
+from adajepa_jax.configs import base
+from adajepa_jax.errors import UsageError
+
+
+def _leaves(c, prefix=()):
+  """(path tuple, parent ConfigDict, key) of every field (task.kwargs counts as one field)."""
+  for k in c.keys():
+    if isinstance(c[k], ml_collections.ConfigDict) and k != "kwargs":
+      yield from _leaves(c[k], prefix + (k,))
+    else:
+      yield prefix + (k,), c, k
+
+
+def _node(c, path):
+  for p in path:
+    if p not in c:
+      return None
+    c = c[p]
+  return c
+
+
+def get_config(workdir=None):
+  if not workdir:
+    raise UsageError("stored.py needs a training workdir: --config=adajepa_jax/configs/stored.py:<workdir>")
+  from adajepa_jax.training import checkpoint   # orbax: only when a stored config is asked for
+  config, meta = checkpoint.load_config(workdir)
+  missing = []
+  for path, parent, key in _leaves(base.base_config()):
+    node = _node(config, path[:-1])
+    if node is None or key not in node:
+      missing.append(".".join(path))
+    elif node[key] is None and parent.get_ref(key).get_type() is not type(None):
+      node[key] = ml_collections.config_dict.placeholder(parent.get_ref(key).get_type())   # adapt.lr_*
+  if missing:
+    raise UsageError(f"The config stored in {workdir!r} (step {meta['step']}) was written by older code and "
+                     f"lacks {', '.join(missing)}; re-train it with this code")
+  config.checkpoint = ml_collections.ConfigDict({"workdir": workdir, "step": int(meta["step"])})
+  return config
+
+
+def load_params(config):
+  """The params of the checkpoint a stored config names (`config.checkpoint`); UsageError if `config` is not a
+  stored config, or if overrides changed its model section (the params would not fit it)."""
+  if "checkpoint" not in config:
+    raise UsageError("This app needs a trained model's stored config: "
+                     "--config=adajepa_jax/configs/stored.py:<training workdir>")
+  from adajepa_jax.training import checkpoint
+  params, _ = checkpoint.load_world_model(config.checkpoint.workdir, config=config, step=config.checkpoint.step)
+  return params

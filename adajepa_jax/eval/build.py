@@ -1,0 +1,47 @@
+"""Construction glue shared by the evaluation pipeline, the apps, the benchmark and tests: the world model for an
+env, the config of a mode, and the checks that fail fast on bad mode or shift names.
+
+Example:
+  wm = build.world_model_for(config, env)
+  program = make_episode(env, wm, build.mode_config(config, "predlast+enclast"))
+"""
+import ml_collections
+
+from adajepa_jax import models
+from adajepa_jax.envs import shifts
+from adajepa_jax.errors import UsageError
+
+ORACLE = "oracle"
+
+
+def world_model_for(config, env):
+  """The world model matching `env`'s observation sizes and the config's frameskip/history."""
+  obs_spec = dict(image_size=env.image_size, proprio_size=env.proprio_size,
+                  action_size=env.action_size * config.data.frameskip, history=config.data.history)
+  return models.make_world_model(config.model, obs_spec)
+
+
+def mode_config(config, mode):
+  """A copy of `config` with adaptation off (mode "frozen") or on with spec `mode`."""
+  cfg = ml_collections.ConfigDict(config.to_dict())
+  cfg.adapt.enabled = mode != "frozen"
+  if mode != "frozen":
+    cfg.adapt.spec = mode
+  return cfg
+
+
+def check_modes(modes):
+  """Raises UsageError for a mode that is neither 'frozen', 'oracle' nor a valid adaptation spec."""
+  from adajepa_jax import adaptation
+  for mode in modes:
+    if mode not in ("frozen", ORACLE):
+      try:
+        adaptation.parse(mode)
+      except ValueError as e:
+        raise UsageError(f"Mode {mode!r}: {e}") from e
+
+
+def check_conditions(task_name, conditions):
+  """Raises UsageError for an unknown shift name or one that does not apply to `task_name`."""
+  for name in conditions:
+    shifts.get(name).check_applies(task_name)
