@@ -87,7 +87,8 @@ def _usage_error(exc):
   return found
 
 
-def _fail(message):
+def fail(message):
+  """A user's mistake: prints `error: <message>` on stderr and exits with status 2 (what `run` does)."""
   print(f"error: {message}", file=sys.stderr)
   sys.exit(2)
 
@@ -98,21 +99,21 @@ def _parse_flags(argv):
   from absl import flags
   for arg in argv[1:]:
     if arg.startswith("--config=") and not os.path.isfile(arg[len("--config="):].split(":", 1)[0]):
-      _fail(f"--config: no config file {arg[len('--config='):].split(':', 1)[0]!r}")
+      fail(f"--config: no config file {arg[len('--config='):].split(':', 1)[0]!r}")
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except
     usage = _usage_error(e)
     if usage is not None:
-      _fail(usage)
+      fail(usage)
     if isinstance(e, flags.Error) and "\n" not in str(e):   # a bad flag value (multi-line: a config bug)
-      _fail(e)
+      fail(e)
     frames = traceback.extract_tb(e.__traceback__)
     if (isinstance(e, (AttributeError, KeyError)) and "ml_collections" in frames[-1].filename
         and not any(f.name == "get_config" for f in frames)):   # an override of a key the config lacks
       while e.args and isinstance(e.args[0], BaseException):
         e = e.args[0]
-      _fail("unknown config key " + " ".join(str(e.args[0] if e.args else e).split()))
+      fail("unknown config key " + " ".join(str(e.args[0] if e.args else e).split()))
     raise
 
 
@@ -133,6 +134,6 @@ def run(main, setup=True):
     try:
       return main(argv)
     except UsageError as e:
-      _fail(e)
+      fail(e)
 
   app.run(guarded, flags_parser=_parse_flags)

@@ -69,14 +69,16 @@ def median_times(fns, repeats):
   return {name: float(np.median(ts)) for name, ts in times.items()}
 
 
-def build(config, planner, adapt, replans, conditions=None):
-  from adajepa_jax import envs
+def build_program(config, planner, adapt, replans, conditions=None):
+  """(episode program, world model) of `config` with the given planner, adaptation on/off and budget."""
+  from adajepa_jax.envs import shifts
   from adajepa_jax.eval import build
   from adajepa_jax.mpc import make_episode
   cfg = build.mode_config(config, config.adapt.spec if adapt else "frozen")
   cfg.plan.planner = planner
   cfg.eval.replans = replans
-  env = envs.make(cfg.task.name, **cfg.task.kwargs)
+  conditions = shifts.same_env(conditions if conditions is not None else "clean")
+  env = conditions[0].task_env(cfg.task.name, **cfg.task.kwargs)
   wm = build.world_model_for(cfg, env)
   return make_episode(env, wm, cfg, conditions, record_frames=False), wm
 
@@ -87,7 +89,7 @@ def per_replan_times(config, params, repeats):
   for planner in ("cem", "gd"):
     calls = {}
     for adapt in (False, True):
-      program, _ = build(config, planner, adapt, replans=1)
+      program, _ = build_program(config, planner, adapt, replans=1)
       carry = jax.jit(program.init)(params, jax.random.key(0))
       replan = jax.jit(program.replan)
       _block(replan(carry, 0))
@@ -105,7 +107,7 @@ def throughput(config, params, batches, replans, repeats, reference_episodes):
   from adajepa_jax.mpc import episode_keys, make_evaluator, make_mesh
   mesh = make_mesh() if len(jax.devices()) > 1 else None   # as `mpc.evaluate` shards episodes
   out = {}
-  programs = {a: build(config, config.plan.planner, a, replans)[0] for a in (False, True)}
+  programs = {a: build_program(config, config.plan.planner, a, replans)[0] for a in (False, True)}
   program = programs[True]
   init, replan, finish = jax.jit(program.init), jax.jit(program.replan), jax.jit(program.finish)
   ref_keys = episode_keys(0, 1, reference_episodes)
@@ -217,13 +219,23 @@ def train_step_speed(config, repeats):
   n = max(64, int(round((flops / 2) ** (1 / 3))))
   a = jax.random.normal(jax.random.key(2), (n, n))
   matmul = jax.jit(lambda x: x @ x)
-  _block(step(state, batch))
-  _block(matmul(a))
-  t = median_times({"train": lambda: step(state, batch), "matmul": functools.partial(matmul, a)}, repeats)
+  # The profile: the visual encoder's trunk alone on the step's frames, forward and forward + backward.
+  frames = batch["pixels"].reshape(-1, img, img, 3)
+  trunk_fwd = jax.jit(lambda p: wm.features(p, frames))
+  trunk_grad = jax.jit(jax.grad(lambda p: jnp.mean(jnp.square(wm.features(p, frames)))))
+  fns = {"train": lambda: step(state, batch), "matmul": functools.partial(matmul, a),
+         "trunk_fwd": lambda: trunk_fwd(state.params), "trunk_fwd_bwd": lambda: trunk_grad(state.params)}
+  for fn in fns.values():
+    _block(fn())
+  t = median_times(fns, repeats)
   out = {"batch": b, "frames_per_window": h + 1, "seconds": t["train"], "windows_per_s": b / t["train"],
          "frames_per_s": b * (h + 1) / t["train"], "flops": flops, "flops_per_s": flops / t["train"],
-         "matmul_n": n, "matmul_flops_per_s": 2 * n ** 3 / t["matmul"]}
+         "matmul_n": n, "matmul_flops_per_s": 2 * n ** 3 / t["matmul"],
+         "trunk_fwd_s": t["trunk_fwd"], "trunk_fwd_bwd_s": t["trunk_fwd_bwd"]}
   out["ratio"] = out["flops_per_s"] / out["matmul_flops_per_s"]
+  print(f"(f) profile: encoder trunk forward {t['trunk_fwd'] * 1e3:.1f} ms, forward + backward "
+        f"{t['trunk_fwd_bwd'] * 1e3:.1f} ms ({t['trunk_fwd_bwd'] / t['train']:.2f} of the step), on the step's "
+        f"{frames.shape[0]} frames")
   print(f"(f) train step, batch {b} x {h + 1} frames at {img} px: {t['train'] * 1e3:.1f} ms = "
         f"{out['windows_per_s']:.0f} windows/s, {out['frames_per_s']:.0f} frames/s; {flops / 1e9:.2f} GFLOP "
         f"-> {out['flops_per_s'] / 1e9:.1f} GFLOP/s; matmul {n}x{n}: {out['matmul_flops_per_s'] / 1e9:.1f} "
@@ -234,7 +246,7 @@ def train_step_speed(config, repeats):
 def compile_times(config, params, replans):
   """(d): lower+compile seconds of the batched adaptive episode program, cold cache then cache hit."""
   from adajepa_jax.mpc import episode_keys
-  program, _ = build(config, config.plan.planner, True, replans)
+  program, _ = build_program(config, config.plan.planner, True, replans)
   keys = episode_keys(0, 1, 8)
   fn = jax.jit(jax.vmap(lambda k: program.run(params, k)))
   out = {}
@@ -254,8 +266,9 @@ def condition_batching(config, params, names, episodes, replans, repeats):
   mesh = make_mesh() if len(jax.devices()) > 1 else None
   keys = episode_keys(0, 1, episodes)
   all_keys, ids = with_conditions(keys, len(names))
-  separate = [make_evaluator(build(config, config.plan.planner, True, replans, name)[0], mesh) for name in names]
-  program = build(config, config.plan.planner, True, replans, names)[0]
+  separate = [make_evaluator(build_program(config, config.plan.planner, True, replans, name)[0], mesh)
+              for name in names]
+  program = build_program(config, config.plan.planner, True, replans, names)[0]
   combined, chunked = make_evaluator(program, mesh), make_evaluator(program, mesh, batch_size=episodes)
   calls = {"separate": lambda: [run(params, keys) for run in separate],
            "combined": lambda: combined(params, all_keys, ids),

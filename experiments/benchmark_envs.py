@@ -23,6 +23,7 @@ import time
 from absl import flags
 
 from adajepa_jax import utils
+from adajepa_jax.errors import UsageError
 
 _TASK = flags.DEFINE_string("task", "pusht", "Registered push task (pusht or pushobj).")
 _IMAGE = flags.DEFINE_integer("image_size", 64, "Rendered image side in pixels.")
@@ -102,7 +103,7 @@ def _layout(name):
     return mazes.parse(mazes.REFERENCE[name])
   if name.startswith("diverse") and name[7:].isdigit() and int(name[7:]) < mazes.DIVERSE_COUNT:
     return mazes.diverse_layouts()[int(name[7:])]
-  raise ValueError(f"Unknown layout {name!r}; valid: {', '.join(mazes.REFERENCE)}, "
+  raise UsageError(f"Unknown layout {name!r}; valid: {', '.join(mazes.REFERENCE)}, "
                    f"diverse0..diverse{mazes.DIVERSE_COUNT - 1}")
 
 
@@ -152,10 +153,12 @@ def main(argv):
 
   from adajepa_jax import envs
   from adajepa_jax.data import collect
+  from adajepa_jax.envs import push
 
   env = envs.make(_TASK.value, image_size=_IMAGE.value)
-  if not hasattr(env, "mj_model_for"):
-    raise ValueError(f"benchmark_envs supports push tasks (pusht, pushobj), got {_TASK.value!r}")
+  if not isinstance(env, push.PushEnv):
+    raise UsageError(f"benchmark_envs times push tasks (pusht, pushobj), got {_TASK.value!r}; the maze's "
+                     "physics check is --cross_check")
   steps, repeats = _STEPS.value, _REPEATS.value
   rendered, physics = _programs(env, steps)
   reset = jax.jit(jax.vmap(env.reset))

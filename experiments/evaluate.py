@@ -61,8 +61,8 @@ def join_hosts():
   bad = [f"{v}={os.environ.get(v)!r}" for v in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
          if not os.environ.get(v, "").isdigit()]
   if bad:
-    raise ValueError(f"JAX_COORDINATOR_ADDRESS is set, so JAX_NUM_PROCESSES (the process count) and "
-                     f"JAX_PROCESS_ID (this process's index) must be integers; got {', '.join(bad)}")
+    utils.fail(f"JAX_COORDINATOR_ADDRESS is set, so JAX_NUM_PROCESSES (the process count) and "
+               f"JAX_PROCESS_ID (this process's index) must be integers; got {', '.join(bad)}")
   import jax
   jax.distributed.initialize(num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
                              process_id=int(os.environ["JAX_PROCESS_ID"]))

@@ -112,10 +112,7 @@ def main(argv):
       raise UsageError(f"Unknown task {t!r}; valid tasks: {', '.join(envs.names())}")
   shift_names = FLAGS.shifts or shifts.names()
   for s in shift_names:
-    try:
-      shifts.get(s)
-    except ValueError as e:
-      raise UsageError(str(e)) from e
+    shifts.get(s)   # UsageError naming the valid shifts
   images, applicable = make_gallery(task_names, shift_names, FLAGS.image_size, FLAGS.seed)
   os.makedirs(FLAGS.workdir, exist_ok=True)
   path = os.path.join(FLAGS.workdir, "gallery.png")

@@ -58,7 +58,7 @@ def model_configs():
     config.lock()
     try:
       config.update_from_flattened_dict(overrides)
-    except KeyError as e:
+    except (KeyError, TypeError) as e:
       raise UsageError(f"--compare={workdir}: its config cannot take the --config overrides: {e}") from e
     configs.append(config)
   return configs
@@ -87,10 +87,14 @@ def main(argv):
     label = os.path.basename(os.path.normpath(ckpt))
     for name, cfg, overrides in configs:
       path = os.path.join(FLAGS.workdir, f"{label}__{name}.json")
-      if os.path.exists(path):
+      summary = None
+      if os.path.exists(path):   # a finished row is reused only if it ran the same episodes and overrides
         with open(path) as f:
           summary = json.load(f)
-      else:
+        ran = (summary["seeds"], summary["episodes_per_seed"], summary["replans"], summary["overrides"])
+        if ran != (cfg.eval.seeds, cfg.eval.episodes, cfg.eval.replans, overrides):
+          summary = None
+      if summary is None:
         runs, _ = pipeline.run_conditions(cfg, params, [FLAGS.condition], "frozen")
         summary = dict(runs[0][0], variant=name, overrides=overrides, checkpoint=ckpt)
         with open(path, "w") as f:

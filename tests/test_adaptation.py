@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from adajepa_jax import adaptation, models
-from adajepa_jax.adaptation import spec as spec_lib
 from adajepa_jax.configs import pusht
 
 N_SLOTS = 5

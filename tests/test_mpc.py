@@ -1,7 +1,6 @@
 """The MPC episode (one lax.scan over replans) and batched, sharded evaluation, on the tiny PushT config."""
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

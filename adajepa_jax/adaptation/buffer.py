@@ -16,6 +16,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from adajepa_jax.errors import UsageError
+
 POLICIES = ("recent", "hard", "none", "unbounded")
 
 
@@ -48,7 +50,7 @@ class Buffer:
 
 def _check_policy(policy):
   if policy not in POLICIES:
-    raise ValueError(f"Unknown buffer policy {policy!r}; valid policies: {', '.join(POLICIES)}")
+    raise UsageError(f"Unknown buffer policy {policy!r}; valid policies: {', '.join(POLICIES)}")
 
 
 def buffer_size(policy: str, size: int, replans: int) -> int:

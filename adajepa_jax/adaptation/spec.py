@@ -21,6 +21,7 @@ import chex
 import jax
 import optax
 
+from adajepa_jax.errors import UsageError
 from adajepa_jax.models import lora as lora_lib
 from adajepa_jax.models import world_model
 
@@ -47,14 +48,14 @@ def parse(spec_str: str) -> tuple[str, ...]:
     tuple of atoms, duplicates removed, in order of appearance.
 
   Raises:
-    ValueError: for an unknown atom or an empty spec, listing the valid atoms.
+    UsageError (a ValueError): for an unknown atom or an empty spec, listing the valid atoms.
   """
   if not isinstance(spec_str, str) or not spec_str.strip():
-    raise ValueError(f"Empty adaptation spec {spec_str!r}; valid specs: {', '.join(ATOMS)} and '+' joins")
+    raise UsageError(f"Empty adaptation spec {spec_str!r}; valid specs: {', '.join(ATOMS)} and '+' joins")
   atoms = tuple(dict.fromkeys(a.strip() for a in spec_str.split("+")))
   unknown = [a for a in atoms if a not in ATOMS]
   if unknown:
-    raise ValueError(f"Unknown adaptation spec {unknown[0]!r} in {spec_str!r}; valid specs: "
+    raise UsageError(f"Unknown adaptation spec {unknown[0]!r} in {spec_str!r}; valid specs: "
                      f"{', '.join(ATOMS)} (join several with '+', e.g. {DEFAULT!r})")
   return atoms
 

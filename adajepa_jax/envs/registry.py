@@ -7,6 +7,7 @@ from typing import Callable
 import brax.envs
 
 from adajepa_jax.envs import base
+from adajepa_jax.errors import UsageError
 
 _TASKS = {}
 
@@ -23,7 +24,7 @@ def names() -> list[str]:
 
 
 def make(name: str, **kwargs) -> base.TaskEnv:
-  """Builds the task `name`. Raises ValueError naming the valid tasks if `name` is unknown."""
+  """Builds the task `name`. Raises UsageError (a ValueError) naming the valid tasks if `name` is unknown."""
   if name not in _TASKS:
-    raise ValueError(f"Unknown task {name!r}; valid tasks: {', '.join(names())}")
+    raise UsageError(f"Unknown task {name!r}; valid tasks: {', '.join(names())}")
   return _TASKS[name](**kwargs)

@@ -9,7 +9,6 @@ import ml_collections
 
 from adajepa_jax import models
 from adajepa_jax.envs import shifts
-from adajepa_jax.errors import UsageError
 
 ORACLE = "oracle"
 
@@ -35,10 +34,7 @@ def check_modes(modes):
   from adajepa_jax import adaptation
   for mode in modes:
     if mode not in ("frozen", ORACLE):
-      try:
-        adaptation.parse(mode)
-      except ValueError as e:
-        raise UsageError(f"Mode {mode!r}: {e}") from e
+      adaptation.parse(mode)   # UsageError naming the valid atoms
 
 
 def check_conditions(task_name, conditions):

@@ -4,6 +4,7 @@ Every planner has the signature `plan(cost_fn, init_actions f32[H, A], key, cfg)
 info)` with `cost_fn: f32[S, H, A] -> f32[S]`; actions live in [-1, 1]; iterations run in a `lax.scan`,
 samples are evaluated in one batched `cost_fn` call. All are pure, jittable and vmappable.
 """
+from adajepa_jax.errors import UsageError
 from adajepa_jax.planning.cem import cem_plan
 from adajepa_jax.planning.common import CostFn, Planner, warm_start
 from adajepa_jax.planning.gd import gd_plan
@@ -20,9 +21,9 @@ def names() -> tuple[str, ...]:
 
 
 def get_planner(name: str) -> Planner:
-  """Returns the planner function registered as `name`; unknown names raise ValueError listing them."""
+  """Returns the planner function registered as `name`; an unknown name raises UsageError listing them."""
   if name not in _PLANNERS:
-    raise ValueError(f"Unknown planner {name!r}; valid planners: {', '.join(names())}")
+    raise UsageError(f"Unknown planner {name!r}; valid planners: {', '.join(names())}")
   return _PLANNERS[name]
 
 

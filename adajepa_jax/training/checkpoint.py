@@ -85,12 +85,21 @@ def _tuples(x):
   return tuple(_tuples(v) for v in x) if isinstance(x, list) else x
 
 
+# Config fields removed from `configs/base.py` that older checkpoints still store; dropped when restoring so
+# those checkpoints resume and evaluate.
+REMOVED_KEYS = ("model.lora_rank",)
+
+
 def restore_config(manager, step=None):
   """(config ConfigDict, meta dict) of a step (default: latest); JSON lists come back as tuples."""
   step = manager.latest_step() if step is None else step
   r = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
                                                     meta=ocp.args.JsonRestore()))
-  return ml_collections.ConfigDict(_tuples(r["config"])), r["meta"]
+  config = _tuples(r["config"])
+  for key in REMOVED_KEYS:   # fields older code stored that no longer exist (never read)
+    section, _, leaf = key.partition(".")
+    config.get(section, {}).pop(leaf, None)
+  return ml_collections.ConfigDict(config), r["meta"]
 
 
 def restore(manager, params_like, opt_state_like, step=None):
