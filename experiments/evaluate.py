@@ -25,7 +25,9 @@ config_flags.DEFINE_config_file("config", None, "adajepa_jax/configs/stored.py:<
                                 "--config.section.key=value overrides.")
 flags.DEFINE_string("workdir", None, "Where tables, curves and GIFs are written.")
 flags.DEFINE_list("shifts", ["clean"], "Shift conditions (adajepa_jax.envs.shifts.names()).")
-flags.DEFINE_list("modes", ["frozen", "predlast+enclast"], "'frozen', 'oracle' and/or adaptation specs.")
+flags.DEFINE_list("modes", ["frozen", "predlast+enclast"],
+                  "'frozen', 'oracle' / 'oracle_mujoco' (the ceiling planning with MJX / MuJoCo C rollouts; the "
+                  "latter is faster on CPU) and/or adaptation specs.")
 flags.DEFINE_integer("gifs", 2, "Episodes per run written as GIFs.")
 flags.mark_flags_as_required(["config", "workdir"])
 

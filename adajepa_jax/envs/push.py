@@ -66,6 +66,9 @@ DEFAULT_COLOURS = {
 }
 STATE_SIZE = 7
 PROPRIO_SIZE = 4
+# PushTask fields that set the plain MuJoCo model (`mj_model_for`); `simulate_mujoco` caches models by them.
+_MJ_TASK_FIELDS = ("boxes", "mass", "inertia", "mass_scale", "damping_scale", "friction_scale")
+_MJ_CACHE_SIZE = 256
 
 
 @struct.dataclass
@@ -230,6 +233,7 @@ class PushEnv(base.TaskEnv):
     self._ref_inertia = float(mj.body_inertia[self._block_body, 2])
     self._ref_invweight = np.asarray(mj.body_invweight0[self._block_body], np.float32)
     self._pixels = R.pixel_centres(self.image_size, ARENA)
+    self._mj_models = {}   # `simulate_mujoco`'s model cache
 
   # --- brax Env protocol -------------------------------------------------------------------------------
   @property
@@ -376,17 +380,31 @@ class PushEnv(base.TaskEnv):
     canvas = R.paint(canvas, R.coverage(R.disc_sdf(p, state_vec[:2], AGENT_RADIUS), px), col["agent"])
     return R.to_uint8(canvas)
 
-  def mj_model_for(self, index=0):
-    """A plain MuJoCo (C) `MjModel` with the block of shape number `index` (benchmarks, cross-checks)."""
-    t = {k: v[index] for k, v in self._table.items()}
+  def simulate_mujoco(self, state, actions):
+    """`simulate` in plain MuJoCo C on the host: f32[T, 7] after each of `actions` f32[T, 2] from `state`.
+
+    A `jax.pure_callback` (works under jit and vmap; a vmapped batch is one call that loops over it in numpy)
+    stepping `mj_model_for(task)` with `mj_control_step`. It starts from `state.info['state']` with the block
+    at rest and no solver warm start. Faster than MJX on CPU: the oracle's `physics='mujoco'`."""
+    out = jax.ShapeDtypeStruct(jnp.shape(actions)[:-1] + (STATE_SIZE,), jnp.float32)
+    return jax.pure_callback(self._simulate_host, out, state.info["state"], actions, state.info["task"],
+                             vmap_method="broadcast_all")
+
+  def mj_model_for(self, task=0):
+    """A plain MuJoCo (C) `MjModel` of `task` (an unbatched PushTask, or the index of one of the env's shapes
+    with unit dynamics scales): the block fields that `_model` sets in MJX, then `mj_setConst`."""
+    if isinstance(task, (int, np.integer)):
+      task = self.task_for_shape(task)
+    t = {k: np.asarray(getattr(task, k), np.float64) for k in _MJ_TASK_FIELDS}
+    mass, inertia = t["mass"] * t["mass_scale"], t["inertia"] * t["mass_scale"]
     mj = mujoco.MjModel.from_xml_string(_mjcf(self.max_boxes, self.mj_model.opt.timestep))
     g, b = self._block_geoms, self._block_body
     mj.geom_size[g, :2] = t["boxes"][:, 2:]
     mj.geom_pos[g, :2] = t["boxes"][:, :2]
-    mj.geom_friction[[self._agent_geom, *g], 0] = FRICTION
-    mj.body_mass[b] = t["mass"]
-    mj.body_inertia[b] = t["inertia"]
-    mj.dof_damping[self._block_dofs] = BLOCK_DAMPING * np.array([t["mass"], t["mass"], t["inertia"]])
+    mj.geom_friction[[self._agent_geom, *g], 0] = FRICTION * t["friction_scale"]
+    mj.body_mass[b] = mass
+    mj.body_inertia[b] = inertia
+    mj.dof_damping[self._block_dofs] = BLOCK_DAMPING * t["damping_scale"] * np.array([mass, mass, inertia])
     mj.geom_rbound[g] = np.linalg.norm(mj.geom_size[g], axis=-1)
     mujoco.mj_setConst(mj, mujoco.MjData(mj))
     return mj
@@ -453,6 +471,32 @@ class PushEnv(base.TaskEnv):
     data = data.replace(ctrl=target)
     data = jax.lax.fori_loop(0, self.substeps, lambda _, d: _mjx_step(model, d), data)
     return data.replace(qvel=data.qvel.at[self._block_dofs].set(0.0))
+
+  def _simulate_host(self, state_vec, actions, task):
+    """numpy side of `simulate_mujoco`: state_vec [..., 7], actions [..., T, 2], a PushTask batched [...] ->
+    f32[..., T, 7]. Models are cached by the task's block and dynamics fields."""
+    batch = state_vec.shape[:-1]
+    n = int(np.prod(batch))
+    flat = lambda x: np.reshape(x, (n,) + np.shape(x)[len(batch):])
+    state_vec, actions, task = flat(state_vec), flat(actions), jax.tree.map(flat, task)
+    out = np.empty(actions.shape[:-1] + (STATE_SIZE,), np.float32)
+    mj = md = None
+    for i in range(n):
+      task_i = jax.tree.map(lambda x: x[i], task)
+      key = b"".join(np.asarray(getattr(task_i, k)).tobytes() for k in _MJ_TASK_FIELDS)
+      model = self._mj_models.get(key)
+      if model is None:
+        if len(self._mj_models) >= _MJ_CACHE_SIZE:
+          self._mj_models.clear()
+        model = self._mj_models[key] = self.mj_model_for(task_i)
+      if model is not mj:
+        mj, md = model, mujoco.MjData(model)
+      mujoco.mj_resetData(mj, md)
+      md.qpos[:5], md.qvel[:2] = state_vec[i, :5], state_vec[i, 5:]
+      for t, a in enumerate(actions[i]):
+        self.mj_control_step(mj, md, a)
+        out[i, t, :5], out[i, t, 5:] = md.qpos[:5], md.qvel[:2]
+    return out.reshape(batch + out.shape[1:])
 
   def _block_radius(self, task):
     corner = jnp.linalg.norm(jnp.abs(task.boxes[:, :2]) + task.boxes[:, 2:], axis=-1)

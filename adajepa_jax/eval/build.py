@@ -10,7 +10,8 @@ import ml_collections
 from adajepa_jax import models
 from adajepa_jax.envs import shifts
 
-ORACLE = "oracle"
+# Oracle mode name -> the physics of its planning rollouts (`mpc.make_oracle_episode`).
+ORACLE_MODES = {"oracle": "mjx", "oracle_mujoco": "mujoco"}
 
 
 def world_model_for(config, env):
@@ -30,10 +31,10 @@ def mode_config(config, mode):
 
 
 def check_modes(modes):
-  """Raises UsageError for a mode that is neither 'frozen', 'oracle' nor a valid adaptation spec."""
+  """Raises UsageError for a mode that is neither 'frozen', an oracle mode nor a valid adaptation spec."""
   from adajepa_jax import adaptation
   for mode in modes:
-    if mode not in ("frozen", ORACLE):
+    if mode != "frozen" and mode not in ORACLE_MODES:
       adaptation.parse(mode)   # UsageError naming the valid atoms
 
 

@@ -8,9 +8,10 @@ that build the same env run as one sharded `jit(vmap(episode))`. It writes:
   <workdir>/success_curve_<condition>.png      success reached vs replan, one line per mode
   <workdir>/gifs/<condition>__<mode>_<i>.gif   a few episodes, observed frames beside the goal
   <workdir>/maze_<condition>__<mode>.png       trajectories (maze tasks)
-A mode is "frozen", an adaptation spec string ("predlast+enclast", "lora", ...) or "oracle" (the planning
-ceiling: the same MPC protocol with the true simulator as the model, `mpc.oracle`). Every mode other than
-frozen is compared with frozen on the same episodes (paired difference with its 95% CIs).
+A mode is "frozen", an adaptation spec string ("predlast+enclast", "lora", ...) or "oracle" / "oracle_mujoco"
+(the planning ceiling: the same MPC protocol with the true simulator as the model, `mpc.oracle`, planning with
+MJX or with plain MuJoCo C rollouts, the faster on CPU; the same episodes). Every mode other than frozen is
+compared with frozen on the same episodes (paired difference with its 95% CIs).
 """
 import json
 import os
@@ -34,9 +35,9 @@ def run_conditions(config, params, condition_names, mode, gifs=0):
   conditions = shifts.same_env(condition_names)
   env = conditions[0].task_env(config.task.name, **config.task.kwargs)
   wm = build.world_model_for(config, env)
-  if mode == build.ORACLE:
+  if mode in build.ORACLE_MODES:
     cfg = build.mode_config(config, "frozen")
-    program, gifs = make_oracle_episode(env, cfg, conditions), 0
+    program, gifs = make_oracle_episode(env, cfg, conditions, physics=build.ORACLE_MODES[mode]), 0
   else:
     cfg = build.mode_config(config, mode)
     program = make_episode(env, wm, cfg, conditions, record_frames=gifs > 0)
