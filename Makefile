@@ -18,8 +18,10 @@ venv: $(BIN)/.installed
 demo: venv
 	$(BIN)/python experiments/quickstart.py --config.eval.episodes=20 --workdir=$(WORKDIR)
 
+# Two workers, one test file each (module fixtures stay shared; test compilation is single-threaded, so the
+# 2 cores compile two files at once).
 test: venv
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow tests

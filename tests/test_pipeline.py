@@ -83,3 +83,30 @@ def test_quickstart_end_to_end(tmp_path):
   subprocess.run(cmd, check=True, cwd=root)
   report = (tmp_path / "REPORT.md").read_text()
   assert "Frozen vs adaptive" in report and "predlast+enclast" in report
+
+
+def test_paired_differences_between_modes_on_known_outcomes(tmp_path):
+  """Hand-made outcomes, 2 seeds x 5 episodes: B wins 2 episodes more than A (+20 points) and A one more
+  than frozen; the tables report those paired differences."""
+  frozen = [0, 0, 1, 0, 1, 0, 1, 0, 0, 1]
+  a = [1, 0, 1, 0, 1, 0, 1, 0, 0, 1]
+  b = [1, 1, 1, 0, 1, 0, 1, 1, 0, 1]
+
+  def summary(mode, outcomes):
+    mean = 100.0 * sum(outcomes) / len(outcomes)
+    return {"condition": "clean", "mode": mode, "planner": "cem", "replans": 2, "seeds": 2,
+            "success_any": {"mean": mean, "ci95": 0.0, "episodes": 10},
+            "success_final": {"mean": mean, "ci95": 0.0, "episodes": 10}, "skipped_steps": 0,
+            "curve": [0.0, mean], "episodes": {"success_any": outcomes, "success_final": outcomes}}
+
+  summaries = [summary("frozen", frozen), summary("A", a), summary("B", b)]
+  pipeline._write_outputs(str(tmp_path), summaries, ["clean"], ["frozen", "A", "B"])
+  with open(tmp_path / "success.csv") as f:
+    diffs = {r["mode"]: r["diff_vs_frozen_mean"] for r in csv.DictReader(f)}
+  assert float(diffs["A"]) == pytest.approx(10.0) and float(diffs["B"]) == pytest.approx(30.0)
+  with open(tmp_path / "paired_modes.csv") as f:
+    (row,) = list(csv.DictReader(f))
+  assert row["difference"] == "B - A" and int(row["episodes"]) == 10
+  assert float(row["diff_mean"]) == pytest.approx(20.0)   # per seed: +20, +20
+  assert float(row["diff_ci95"]) == pytest.approx(0.0)
+  assert "B - A" in (tmp_path / "paired_modes.md").read_text()

@@ -4,7 +4,8 @@
 `config.eval.seeds x config.eval.episodes` episodes (the same ones for every pair); per mode, the conditions
 that build the same env run as one sharded `jit(vmap(episode))`. It writes:
   <workdir>/results/<condition>__<mode>.json   per-run summary (finished runs are skipped on resume)
-  <workdir>/success.{csv,md}                   success table: mean ± 95% CI over seeds
+  <workdir>/success.{csv,md}                   success table: mean ± 95% CI over seeds, paired diff vs frozen
+  <workdir>/paired_modes.{csv,md}              paired differences between the non-frozen modes (two or more)
   <workdir>/success_curve_<condition>.png      success reached vs replan, one line per mode
   <workdir>/gifs/<condition>__<mode>_<i>.gif   a few episodes, observed frames beside the goal
   <workdir>/maze_<condition>__<mode>.png       trajectories (maze tasks)
@@ -128,13 +129,29 @@ def _write_run_figures(workdir, cond, mode, result, gifs):
         os.path.join(workdir, f"maze_{cond}__{mode}.png"), title=f"{cond} / {mode}")
 
 
-def paired_vs_frozen(summary, frozen):
-  """Paired difference summary - frozen of success_any (%) on the same episodes (`metrics.paired_difference`),
+def paired(summary, baseline):
+  """Paired difference summary - baseline of success_any (%) on the same episodes (`metrics.paired_difference`),
   or None when either run lacks per-episode outcomes or they are not the same episodes."""
-  a, b = summary.get("episodes"), frozen.get("episodes") if frozen else None
+  a, b = summary.get("episodes"), baseline.get("episodes") if baseline else None
   if a is None or b is None or len(a["success_any"]) != len(b["success_any"]):
     return None
   return metrics.paired_difference(a["success_any"], b["success_any"], summary["seeds"])
+
+
+def _paired_between_modes(summaries):
+  """Rows 'mode_b - mode_a' (paired, same episodes) for every pair of non-frozen modes of a condition, a before
+  b in the order given (e.g. predfirst+enclast - predlast+enclast); [] with fewer than two such modes."""
+  rows = []
+  for cond in dict.fromkeys(s["condition"] for s in summaries):
+    runs = [s for s in summaries if s["condition"] == cond and s["mode"] != "frozen"]
+    for i, a in enumerate(runs):
+      for b in runs[i + 1:]:
+        d = paired(b, a)
+        if d:
+          rows.append({"condition": cond, "difference": f"{b['mode']} - {a['mode']}", "episodes": d["episodes"],
+                       "diff_mean": d["mean"], "diff_ci95": d["ci95"],
+                       "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]"})
+  return rows
 
 
 def _write_outputs(workdir, summaries, conditions, modes):
@@ -142,7 +159,7 @@ def _write_outputs(workdir, summaries, conditions, modes):
   frozen = {s["condition"]: s for s in summaries if s["mode"] == "frozen"}
   nan = float("nan")
   for s in summaries:
-    diff = None if s["mode"] == "frozen" else paired_vs_frozen(s, frozen.get(s["condition"]))
+    diff = None if s["mode"] == "frozen" else paired(s, frozen.get(s["condition"]))
     sym = s.get("success_sym_any")
     rows.append({"condition": s["condition"], "mode": s["mode"], "planner": s["planner"],
                  "budget": f"{s['replans']}x1", "episodes": s["success_any"]["episodes"],
@@ -160,6 +177,10 @@ def _write_outputs(workdir, summaries, conditions, modes):
   if any(s.get("success_sym_any") for s in summaries):
     columns.append("success_sym_any_mean")
   report.write_table(rows, os.path.join(workdir, "success"), columns + ["skipped_steps"])
+  between = _paired_between_modes(summaries)
+  if between:
+    report.write_table(between, os.path.join(workdir, "paired_modes"),
+                       ["condition", "difference", "episodes", "diff_mean", "diff_boot95"])
   for cond in conditions:
     curves = {s["mode"]: s["curve"] for s in summaries if s["condition"] == cond}
     plots.plot_success_curves(curves, os.path.join(workdir, f"success_curve_{cond}.png"), title=cond)
