@@ -9,7 +9,9 @@ model's success is reported as a fraction of this ceiling on the same goals.
 The planning rollouts run in MJX (`physics='mjx'`, `env.simulate`; the choice on accelerators) or in plain
 MuJoCo C on the host (`physics='mujoco'`, `env.simulate_mujoco`, a `jax.pure_callback`): on CPU the latter is
 about 5x faster, which makes the ceiling at the paper's CEM budget (200 samples x 10 iterations) affordable.
-The executed steps are MJX either way, so both variants evaluate the same episodes.
+The executed steps are MJX either way, so both variants evaluate the same episodes. Evaluate the 'mujoco'
+variant on one device (`evaluate(..., mesh=None)`; the pipeline does): sharded, the other devices would wait
+for the host physics at a collective, which XLA:CPU aborts after 40 s.
 
 Example:
   program = make_oracle_episode(env, cfg)
