@@ -4,28 +4,16 @@ several episode programs, run on different test workers (`make test`: one file p
 import chex
 import jax
 import numpy as np
-import pytest
 
-from adajepa_jax import envs
-from adajepa_jax.configs import pusht
 from adajepa_jax.eval import build
-from adajepa_jax.mpc import episode_keys, evaluate, make_episode
+from adajepa_jax.mpc import evaluate, make_episode
 
 
-@pytest.fixture(scope="module")
-def setup():
-  cfg = pusht.get_config("tiny")
-  env = envs.make(cfg.task.name, **cfg.task.kwargs)
-  wm = build.world_model_for(cfg, env)
-  params = jax.jit(wm.init)(jax.random.key(0))
-  return cfg, env, wm, params, episode_keys(0, 2, 2)
-
-
-def test_batched_adaptive_episodes_share_frozen_weights(setup):
+def test_batched_adaptive_episodes_share_frozen_weights(tiny_pusht):
   """Under vmap over episodes only the adapted leaves become per-episode: frozen conv weights stay shared, so
   the encoder's convolutions are not lowered as grouped (per-episode-kernel) convolutions."""
   import re
-  cfg, env, wm, params, keys = setup
+  cfg, env, wm, params, keys = tiny_pusht
   program = make_episode(env, wm, build.mode_config(cfg, "predlast+enclast"), record_frames=False)
   text = jax.jit(jax.vmap(lambda k: program.run(params, k))).lower(keys).as_text()
   convs = re.findall(r"stablehlo\.convolution.*", text)
@@ -34,10 +22,10 @@ def test_batched_adaptive_episodes_share_frozen_weights(setup):
   assert groups and all(g == 1 for g in groups), groups
 
 
-def test_cached_trunk_features_match_re_encoding_pixels(setup):
+def test_cached_trunk_features_match_re_encoding_pixels(tiny_pusht):
   """With a frozen trunk the episode keeps frames as trunk features; a spec that adapts the trunk keeps pixels
   and re-encodes them. With the trunk's learning rate at zero the two programs compute the same episode."""
-  cfg, env, wm, params, keys = setup
+  cfg, env, wm, params, keys = tiny_pusht
   params = jax.tree.map(lambda x: x, params)
   params["predictor"]["out_proj"]["kernel"] = 0.1 * jax.random.normal(
       jax.random.key(7), params["predictor"]["out_proj"]["kernel"].shape)   # gradients reach the blocks

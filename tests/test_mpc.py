@@ -4,33 +4,21 @@ import jax
 import numpy as np
 import pytest
 
-from adajepa_jax import envs
-from adajepa_jax.configs import pusht
 from adajepa_jax.eval import build
 from adajepa_jax.envs import shifts
-from adajepa_jax.mpc import chunk_size, episode_keys, evaluate, make_episode, make_mesh, with_conditions
+from adajepa_jax.mpc import chunk_size, evaluate, make_episode, make_mesh, with_conditions
 
-SEEDS, EPISODES = 2, 2   # 4 episodes: divisible by the 2 host devices of conftest
+SEEDS, EPISODES = 2, 2   # conftest's tiny_pusht keys: 4 episodes, divisible by its 2 host devices
 CONDITIONS = ("clean", "blur", "low_mass")
 BATCH_SIZE = 6           # the 3 x 4 episodes run in two chunks
 # tests/test_pipeline.py evaluates the same programs (conditions, episodes, chunks): compilation cache hits.
 
 
 @pytest.fixture(scope="module")
-def setup():
-  cfg = pusht.get_config("tiny")
-  env = envs.make(cfg.task.name, **cfg.task.kwargs)
-  wm = build.world_model_for(cfg, env)
-  params = jax.jit(wm.init)(jax.random.key(0))
-  keys = episode_keys(0, SEEDS, EPISODES)
-  return cfg, env, wm, params, keys
-
-
-@pytest.fixture(scope="module")
-def results(setup):
+def results(tiny_pusht):
   """Frozen and adaptive: the 4 episodes under each of CONDITIONS, one sharded program each; and the first
   episode alone through a clean-only adaptive program (fewer episodes than devices: one device)."""
-  cfg, env, wm, params, keys = setup
+  cfg, env, wm, params, keys = tiny_pusht
   assert len(jax.devices()) == 2, "conftest should give 2 host devices"
   all_keys, ids = with_conditions(keys, len(CONDITIONS))
   out = {"ids": ids}
@@ -43,8 +31,8 @@ def results(setup):
   return out
 
 
-def test_result_shapes(setup, results):
-  cfg, env, _, _, _ = setup
+def test_result_shapes(tiny_pusht, results):
+  cfg, env, _, _, _ = tiny_pusht
   r = results["predlast+enclast"]
   n, replans = len(CONDITIONS) * SEEDS * EPISODES, cfg.eval.replans
   chex.assert_shape(r.success_any, (n,))
@@ -97,16 +85,16 @@ def test_adaptation_changes_only_what_follows_the_first_update(results):
   assert np.all(adaptive.per_replan["skipped"] == 0)
 
 
-def test_bad_mode_and_shift_fail_fast(setup):
-  cfg = setup[0]
+def test_bad_mode_and_shift_fail_fast(tiny_pusht):
+  cfg = tiny_pusht[0]
   with pytest.raises(ValueError, match="valid specs"):
     build.check_modes(["frozen", "predlast+encmiddle"])
   with pytest.raises(ValueError, match="Unknown"):
     build.check_conditions(cfg.task.name, ["blurry"])
 
 
-def test_condition_ids_and_batch_size_are_checked(setup):
-  cfg, env, wm, params, keys = setup
+def test_condition_ids_and_batch_size_are_checked(tiny_pusht):
+  cfg, env, wm, params, keys = tiny_pusht
   program = make_episode(env, wm, build.mode_config(cfg, "frozen"), ["clean", "blur"])
   assert jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key) and keys.shape == (SEEDS * EPISODES,)
   with pytest.raises(TypeError, match=r"uint32\[4, 2\].*wrap_key_data"):   # raw key data
