@@ -7,7 +7,8 @@ episodes, as one table (RESULTS.md's lever table).
 
 The model and its config come from the checkpoint (`configs/stored.py`, with `--config.section.key=value`
 overrides for every row). A variant is `name:key=value,key=value` on top of that (config keys with dots, Python
-literal values; empty = the config as given). `--compare=b,c` adds other training workdirs: each runs every
+literal values; empty = the config as given). `--compare=b,c` adds other training workdirs (or checkpoint folders
+such as `<workdir>/checkpoints/latest`, after `experiments/evidence.py` on them): each runs every
 variant on its own stored config with the same `--config.*` overrides. Each row
 gives the model's linear-probe R^2 for block x, y and angle (its evidence.json: the evaluated checkpoint),
 success (the paper's test), the paired difference against the first row on the same episodes, and the p50
@@ -64,12 +65,29 @@ def model_configs():
   return configs
 
 
+def checkpoint_r2(ckpt, step):
+  """The probe R^2 of the evidence.json written for checkpoint `ckpt` at `step`; UsageError if it is missing or
+  describes another step (evidence and evaluation must use the same checkpoint)."""
+  from adajepa_jax.errors import UsageError
+  path = os.path.join(ckpt, "evidence.json")
+  redo = f"python experiments/evidence.py --config=adajepa_jax/configs/stored.py:{ckpt}"
+  if not os.path.exists(path):
+    raise UsageError(f"No evidence.json in {ckpt!r}; write it with `{redo}`")
+  with open(path) as f:
+    ev = json.load(f)
+  if ev.get("checkpoint_step") != step:
+    raise UsageError(f"{path} describes step {ev.get('checkpoint_step')}, but the evaluated checkpoint is step "
+                     f"{step}; rewrite it with `{redo}`")
+  return ev.get("probe", {}).get("r2", {})
+
+
 def main(argv):
   del argv
   import numpy as np
 
   from adajepa_jax.configs import base, stored
   from adajepa_jax.eval import build, metrics, pipeline, report
+  from adajepa_jax.training import checkpoint
 
   variants = parse_variants(FLAGS.variants)
   models = model_configs()
@@ -82,9 +100,8 @@ def main(argv):
     params = stored.load_params(model)
     configs = [(name, base.apply_overrides(model, o), o) for name, o in variants]
     ckpt = model.checkpoint.workdir
-    with open(os.path.join(ckpt, "evidence.json")) as f:
-      r2 = json.load(f).get("probe", {}).get("r2", {})
-    label = os.path.basename(os.path.normpath(ckpt))
+    r2 = checkpoint_r2(ckpt, model.checkpoint.step)
+    label = checkpoint.run_label(ckpt)
     for name, cfg, overrides in configs:
       path = os.path.join(FLAGS.workdir, f"{label}__{name}.json")
       summary = None

@@ -35,6 +35,13 @@ def test_train_without_dataset_is_one_line(tmp_path):
       f"error: No manifest.json in '{tmp_path}/data': not a dataset directory (run experiments/collect_data.py)"]
 
 
+def test_evidence_needs_a_stored_config(tmp_path):
+  r = _run("evidence.py", "--config=adajepa_jax/configs/pusht.py:tiny")
+  assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+      "error: --config must be a stored config: adajepa_jax/configs/stored.py:<training workdir or checkpoint "
+      "folder>"], r.stderr
+
+
 def test_recollect_command_parses_to_the_manifest_settings(monkeypatch):
   """storage.recollect_command's line, parsed as collect_data.py parses it, gives the manifest's settings."""
   import shlex

@@ -1,4 +1,5 @@
 """Training: loss falls, checkpoints round-trip bit for bit, resume == uninterrupted, config checks, probes"""
+import json
 import os
 
 import chex
@@ -113,6 +114,26 @@ def test_run_outputs_and_load_world_model(full_run, data):
   assert jax.tree.structure(best_params) == jax.tree.structure(params)
   # The evidence describes the checkpoint evaluation loads (best), whatever the final step.
   assert ev["checkpoint_step"] == best_cfg.checkpoint_meta["step"]
+
+
+def test_evidence_of_any_checkpoint(full_run, data):
+  workdir, summary = full_run
+  cfg = _config()
+  wm = summary["world_model"]
+  args = (cfg, wm, jax.jit(train.make_eval_step(wm, cfg.train)), train.validation_batches(data[1], cfg.train),
+          train.probe_frames(*data, cfg.train))
+  # The same batches and probe frames reproduce the evidence training wrote for its evaluated checkpoint.
+  assert train.checkpoint_evidence(workdir, *args) == summary["evidence"]
+  latest = os.path.join(workdir, "checkpoints", "latest")
+  ev = train.checkpoint_evidence(latest, *args)
+  assert ev["checkpoint_step"] == cfg.train.steps and "probe" in ev
+  with open(os.path.join(latest, "evidence.json")) as f:
+    assert json.load(f) == ev
+  params, _ = checkpoint.load_world_model(latest)   # the file beside the step folders does not disturb orbax
+  chex.assert_trees_all_equal(params, summary["params"])
+  name = os.path.basename(workdir)
+  assert checkpoint.training_workdir(latest) == os.path.normpath(workdir)
+  assert checkpoint.run_label(latest) == f"{name}@latest" and checkpoint.run_label(workdir) == name
 
 
 def test_mismatched_config_raises(full_run, data):

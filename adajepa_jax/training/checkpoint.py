@@ -124,6 +124,22 @@ def _find_manager_dir(path):
                    "and numbered step folders)")
 
 
+def training_workdir(path):
+  """The training workdir that `path` (the workdir itself or one of its `checkpoints/<name>` folders) belongs to."""
+  path = os.path.normpath(path)
+  parent = os.path.dirname(path)
+  return os.path.dirname(parent) if os.path.basename(parent) == "checkpoints" else path
+
+
+def run_label(path):
+  """A short name for the checkpoint at `path`: the workdir's name, plus `@<folder>` (e.g. `pusht@latest`)
+  when `path` names one of its checkpoint folders."""
+  path = os.path.normpath(path)
+  workdir = training_workdir(path)
+  name = os.path.basename(workdir)
+  return name if workdir == path else f"{name}@{os.path.basename(path)}"
+
+
 def load_config(path, step=None):
   """The config a checkpoint was trained with, without its params.
 

@@ -166,13 +166,49 @@ class _MetricWriter:
       self._tb.close()
 
 
-def _make_datasets(config, data_dir):
+def make_datasets(config, data_dir):
   from adajepa_jax.data import dataset as dataset_lib  # the data package, imported when needed
 
   kw = dict(history=int(config.data.history), frameskip=int(config.data.frameskip),
             val_fraction=float(config.data.val_fraction), seed=int(config.data.seed))
   return (dataset_lib.WindowDataset(data_dir, split="train", **kw),
           dataset_lib.WindowDataset(data_dir, split="val", **kw))
+
+
+def validation_batches(val_ds, train_cfg):
+  """The fixed validation batches (the first `eval_batches` full batches of the val split's stream 0)."""
+  bs, out = int(train_cfg.batch_size), []
+  for b in val_ds.batches(bs, segment_seed(int(train_cfg.seed), 0, stream=0)):
+    if b["pixels"].shape[0] == bs:
+      out.append(jax.device_put(b))
+    if len(out) >= int(train_cfg.eval_batches):
+      break
+  if not out:
+    raise ValueError(f"validation split yields no full batch of size {bs}")
+  return out
+
+
+def probe_frames(train_ds, val_ds, train_cfg):
+  """(train frames, held-out frames) for the linear probe, or None when `train.probe_batches` is 0."""
+  nb, bs, seed = int(train_cfg.probe_batches), int(train_cfg.batch_size), int(train_cfg.seed)
+  if not nb:
+    return None
+  return (probes.window_frames(train_ds, bs, nb, segment_seed(seed, 0, stream=2)),
+          probes.window_frames(val_ds, bs, max(1, nb // 2), segment_seed(seed, 0, stream=3)))
+
+
+def checkpoint_evidence(path, config, wm, eval_step, val_batches, probe_data):
+  """`evidence` of the checkpoint at `path`, written to `<path>/evidence.json` and returned.
+
+  path: a training workdir (its best checkpoint, else latest: the one evaluation loads) or a manager folder
+    such as `<workdir>/checkpoints/latest`.
+  """
+  params, stored = checkpoint.load_world_model(path)
+  out = evidence(wm, params, val_batches, eval_step, probe_data, config.task.name)
+  out["checkpoint_step"] = int(stored.checkpoint_meta["step"])
+  with open(os.path.join(path, "evidence.json"), "w") as f:
+    json.dump(out, f, indent=2)
+  return out
 
 
 def evidence(wm, params, val_batches, eval_step, probe_data=None, task_name=""):
@@ -208,19 +244,12 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
   os.makedirs(workdir, exist_ok=True)
   data_dir = tc.data_dir or os.path.join(workdir, "data")
   if train_ds is None or val_ds is None:
-    train_ds, val_ds = _make_datasets(config, data_dir)
+    train_ds, val_ds = make_datasets(config, data_dir)
   seed, bs, steps = int(tc.seed), int(tc.batch_size), int(tc.steps)
   seg = int(tc.checkpoint_every)
   if seg < 1 or int(tc.eval_every) < 1:
     raise ValueError(f"train.checkpoint_every and eval_every must be >= 1, got {seg}, {tc.eval_every}")
-  val_batches = []
-  for b in val_ds.batches(bs, segment_seed(seed, 0, stream=0)):
-    if b["pixels"].shape[0] == bs:
-      val_batches.append(jax.device_put(b))
-    if len(val_batches) >= int(tc.eval_batches):
-      break
-  if not val_batches:
-    raise ValueError(f"validation split yields no full batch of size {bs}")
+  val_batches = validation_batches(val_ds, tc)
   spec = obs_spec_from_batch(val_batches[0], config.data.history)
   ckpt_dir = os.path.join(workdir, "checkpoints")
   latest = checkpoint.make_manager(os.path.join(ckpt_dir, "latest"), max_to_keep=2)
@@ -292,16 +321,8 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
   summary = {"step": int(state.step), "params": state.params, "val": val, "best_val": best_val,
              "evidence": None, "world_model": wm}
   if int(state.step) == steps:
-    probe_data = None
-    nb = int(tc.probe_batches)
-    if nb:
-      probe_data = (probes.window_frames(train_ds, bs, nb, segment_seed(seed, 0, stream=2)),
-                    probes.window_frames(val_ds, bs, max(1, nb // 2), segment_seed(seed, 0, stream=3)))
-    # Evidence describes the checkpoint that evaluation loads (`checkpoint.load_world_model`: best, else
-    # latest), not necessarily the final params.
-    eval_params, stored = checkpoint.load_world_model(workdir)
-    summary["evidence"] = evidence(wm, eval_params, val_batches, eval_step, probe_data, config.task.name)
-    summary["evidence"]["checkpoint_step"] = int(stored.checkpoint_meta["step"])
-    with open(os.path.join(workdir, "evidence.json"), "w") as f:
-      json.dump(summary["evidence"], f, indent=2)
+    # Evidence describes the checkpoint that evaluation loads (best, else latest), not necessarily the final
+    # params.
+    summary["evidence"] = checkpoint_evidence(workdir, config, wm, eval_step, val_batches,
+                                              probe_frames(train_ds, val_ds, tc))
   return summary
