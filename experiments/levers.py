@@ -65,29 +65,13 @@ def model_configs():
   return configs
 
 
-def checkpoint_r2(ckpt, step):
-  """The probe R^2 of the evidence.json written for checkpoint `ckpt` at `step`; UsageError if it is missing or
-  describes another step (evidence and evaluation must use the same checkpoint)."""
-  from adajepa_jax.errors import UsageError
-  path = os.path.join(ckpt, "evidence.json")
-  redo = f"python experiments/evidence.py --config=adajepa_jax/configs/stored.py:{ckpt}"
-  if not os.path.exists(path):
-    raise UsageError(f"No evidence.json in {ckpt!r}; write it with `{redo}`")
-  with open(path) as f:
-    ev = json.load(f)
-  if ev.get("checkpoint_step") != step:
-    raise UsageError(f"{path} describes step {ev.get('checkpoint_step')}, but the evaluated checkpoint is step "
-                     f"{step}; rewrite it with `{redo}`")
-  return ev.get("probe", {}).get("r2", {})
-
-
 def main(argv):
   del argv
   import numpy as np
 
   from adajepa_jax.configs import base, stored
   from adajepa_jax.eval import build, metrics, pipeline, report
-  from adajepa_jax.training import checkpoint
+  from adajepa_jax.training import checkpoint, train
 
   variants = parse_variants(FLAGS.variants)
   models = model_configs()
@@ -100,7 +84,7 @@ def main(argv):
     params = stored.load_params(model)
     configs = [(name, base.apply_overrides(model, o), o) for name, o in variants]
     ckpt = model.checkpoint.workdir
-    r2 = checkpoint_r2(ckpt, model.checkpoint.step)
+    r2 = train.read_evidence(ckpt, model.checkpoint.step).get("probe", {}).get("r2", {})
     label = checkpoint.run_label(ckpt)
     for name, cfg, overrides in configs:
       path = os.path.join(FLAGS.workdir, f"{label}__{name}.json")

@@ -1,5 +1,4 @@
 """Training: loss falls, checkpoints round-trip bit for bit, resume == uninterrupted, config checks, probes"""
-import json
 import os
 
 import chex
@@ -10,6 +9,7 @@ import pytest
 
 from adajepa_jax import models
 from adajepa_jax.configs import pusht
+from adajepa_jax.errors import UsageError
 from adajepa_jax.training import checkpoint, losses, probes, synthetic, train
 
 
@@ -127,8 +127,11 @@ def test_evidence_of_any_checkpoint(full_run, data):
   latest = os.path.join(workdir, "checkpoints", "latest")
   ev = train.checkpoint_evidence(latest, *args)
   assert ev["checkpoint_step"] == cfg.train.steps and "probe" in ev
-  with open(os.path.join(latest, "evidence.json")) as f:
-    assert json.load(f) == ev
+  assert train.read_evidence(latest, cfg.train.steps) == ev
+  with pytest.raises(UsageError, match=f"describes step {cfg.train.steps}, but the evaluated checkpoint is step 4"):
+    train.read_evidence(latest, 4)
+  with pytest.raises(UsageError, match="No evidence.json in .*experiments/evidence.py"):
+    train.read_evidence(os.path.join(workdir, "checkpoints", "best"), 4)
   params, _ = checkpoint.load_world_model(latest)   # the file beside the step folders does not disturb orbax
   chex.assert_trees_all_equal(params, summary["params"])
   name = os.path.basename(workdir)

@@ -23,6 +23,7 @@ import numpy as np
 import optax
 from absl import logging
 
+from adajepa_jax.errors import UsageError
 from adajepa_jax.models import world_model
 from adajepa_jax.training import checkpoint
 from adajepa_jax.training import losses
@@ -209,6 +210,21 @@ def checkpoint_evidence(path, config, wm, eval_step, val_batches, probe_data):
   with open(os.path.join(path, "evidence.json"), "w") as f:
     json.dump(out, f, indent=2)
   return out
+
+
+def read_evidence(path, step):
+  """The evidence.json written for the checkpoint at `path` (as `checkpoint_evidence` names it); UsageError if it
+  is missing or describes another step than `step` (a table must report the checkpoint it evaluates)."""
+  file = os.path.join(path, "evidence.json")
+  redo = f"python experiments/evidence.py --config=adajepa_jax/configs/stored.py:{path}"
+  if not os.path.exists(file):
+    raise UsageError(f"No evidence.json in {path!r}; write it with `{redo}`")
+  with open(file) as f:
+    ev = json.load(f)
+  if ev.get("checkpoint_step") != step:
+    raise UsageError(f"{file} describes step {ev.get('checkpoint_step')}, but the evaluated checkpoint is step "
+                     f"{step}; rewrite it with `{redo}`")
+  return ev
 
 
 def evidence(wm, params, val_batches, eval_step, probe_data=None, task_name=""):
