@@ -24,28 +24,16 @@ flags.mark_flag_as_required("config")
 
 def main(argv):
   del argv
-  from tqdm import tqdm
-
-  from adajepa_jax import envs
   from adajepa_jax.data import collect
 
-  task, data = _CONFIG.value.task, _CONFIG.value.data
-  env = envs.make(task.name, **task.kwargs)
-  data_dir = os.path.join(_WORKDIR.value, "data")
-  with tqdm(total=-(-data.episodes // min(data.shard_episodes, data.episodes)), desc=f"collect {task.name}",
-            unit="shard") as bar:
-    manifest = collect.collect_to_dir(
-        env, data_dir, data.episodes, data.length, seed=data.seed, shard_episodes=data.shard_episodes,
-        manifest_extra=dict(task=task.name, kwargs=task.kwargs.to_dict()),
-        progress=lambda i, n: bar.update(1), expert_fraction=data.expert_fraction)
-  sheet_path = collect.write_contact_sheet(data_dir, os.path.join(_WORKDIR.value, "contact_sheet.png"),
-                                           _SHEET.value)
+  data = _CONFIG.value.data
+  manifest = collect.collect_for_config(_CONFIG.value, _WORKDIR.value, sheet_episodes=_SHEET.value)
   contact = manifest["contact_fraction"]
   print(f"wrote {manifest['collected_episodes']} episodes x {data.length} steps in {len(manifest['shards'])} "
-        f"shards to {data_dir} ({manifest['seconds']:.1f} s)")
+        f"shards to {os.path.join(_WORKDIR.value, 'data')} ({manifest['seconds']:.1f} s)")
   print("episodes with contact: " + ("n/a (task reports no contact)" if contact is None
                                      else f"{100 * contact:.1f}%"))
-  print(f"contact sheet: {sheet_path}")
+  print(f"contact sheet: {os.path.join(_WORKDIR.value, 'contact_sheet.png')}")
 
 
 if __name__ == "__main__":

@@ -34,25 +34,6 @@ flags.DEFINE_list("shifts", ["clean", "high_damping"], "Shift conditions to eval
 flags.DEFINE_list("modes", ["frozen", "predlast+enclast"], "'frozen' and/or adaptation specs.")
 
 
-def _collect(config, data_dir):
-  from tqdm import tqdm
-
-  from adajepa_jax import envs
-  from adajepa_jax.data import collect
-  env = envs.make(config.task.name, **config.task.kwargs)
-  with tqdm(desc="collect shards", unit="shard") as bar:
-    def progress(i, n):
-      bar.total = n
-      bar.update(1)
-    manifest = collect.collect_to_dir(
-        env, data_dir, config.data.episodes, config.data.length, seed=config.data.seed,
-        shard_episodes=config.data.shard_episodes, progress=progress,
-        expert_fraction=config.data.expert_fraction,
-        manifest_extra=dict(task=config.task.name, kwargs=config.task.kwargs.to_dict()))
-  collect.write_contact_sheet(data_dir, os.path.join(os.path.dirname(data_dir), "contact_sheet.png"))
-  return manifest
-
-
 def _report(workdir, config, manifest, evidence, success_md, timings):
   from adajepa_jax import adaptation
   ev = evidence or {}
@@ -96,6 +77,7 @@ def _report(workdir, config, manifest, evidence, success_md, timings):
 
 def main(argv):
   del argv
+  from adajepa_jax.data import collect
   from adajepa_jax.eval import build, pipeline
   from adajepa_jax.training import checkpoint, train
 
@@ -109,7 +91,7 @@ def main(argv):
 
   t = time.perf_counter()
   print(f"[1/3] collecting {config.data.episodes} {config.task.name} episodes -> {workdir}/data")
-  manifest = _collect(config, os.path.join(workdir, "data"))
+  manifest = collect.collect_for_config(config, workdir)
   timings["data"] = time.perf_counter() - t
 
   t = time.perf_counter()

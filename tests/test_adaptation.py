@@ -80,6 +80,10 @@ def test_spec_resolution(setup):
   encfrozen = _leaves(adaptation.resolve("encfrozen", params))
   assert all((l == "frozen") == ("['encoder']" in p) for p, l in encfrozen.items())
   assert "frozen" not in set(_leaves(adaptation.resolve("all", params)).values())
+  # predlastblock: the paper's default half, the last block and the final norm without the output map.
+  block = {p for p, l in _leaves(adaptation.resolve("predlastblock", params)).items() if l != "frozen"}
+  assert block == {p for p in labels if "['block_1']" in p or "['final_norm']" in p}
+  assert block and not any("out_proj" in p for p in block)
   # The spec's groups agree with the model's own layer groups.
   flat = adaptation.resolve_paths("predlast", params)
   assert flat and all(any(p[:len(g)] == g for g in models.layer_groups(params)["predlast"]) for p in flat)
@@ -97,7 +101,7 @@ def test_adapts_encoder_trunk(setup, spec, adapts):
 
 @pytest.mark.parametrize("bad", ["predmiddle", "predlast+encmid", "", "predlast+"])
 def test_unknown_spec_errors(setup, bad):
-  with pytest.raises(ValueError, match="valid specs: predlast, predfirst"):
+  with pytest.raises(ValueError, match="valid specs: predlast, predlastblock, predfirst"):
     adaptation.resolve(bad, setup["params"])
 
 
@@ -252,14 +256,34 @@ def test_buffer_in_scan():
   np.testing.assert_array_equal(jnp.sort(buf.score), [-9.0, -8.0, -7.0, -6.0])
 
 
-@pytest.mark.parametrize("policy", ["recent", "none", "hard"])
-def test_buffer_loss_counts_each_transition_once(setup, policy):
-  """A hand-made 7-transition episode stored as the MPC episode stores it: the buffer's loss is the plain
-  mean of the kept transitions' one-step losses (each once; recent-5 keeps the last 5, none the newest,
-  hard the newest plus the highest-scored), each computed here from encode + predict on its own."""
+def test_merged_weights_by_slot():
+  """Slot weights of the authors' merged sequence (history 3), oldest to newest 1, 2, 3, 2, 1 on 5 slots."""
+  w = lambda count, size=5: np.asarray(adaptation.merged_weights(jnp.asarray(count), size, 3)).tolist()  # noqa
+  assert w(5) == [1, 2, 3, 2, 1]
+  assert w(7) == [2, 1, 1, 2, 3]          # ring: slot 1 holds the newest, slot 2 the oldest
+  assert w(4) == [1, 2, 2, 1, 0]          # two windows: {1, 2, 3}, {2, 3, 4}
+  assert w(3) == [1, 1, 1, 0, 0] and w(2) == [1, 1, 0, 0, 0] and w(0) == [0] * 5   # one window or none
+  assert w(7, size=7) == [1, 2, 3, 3, 3, 2, 1]
+
+
+def test_merged_weighting_needs_a_contiguous_buffer():
+  with pytest.raises(ValueError, match="'hard' policy"):
+    adaptation.check_buffer("hard", "merged")
+  with pytest.raises(ValueError, match="valid weightings: uniform, merged"):
+    adaptation.check_buffer("recent", "triangular")
+
+
+@pytest.mark.parametrize("policy,weighting", [("recent", "uniform"), ("none", "uniform"), ("hard", "uniform"),
+                                              ("recent", "merged"), ("unbounded", "merged")])
+def test_buffer_loss_on_a_hand_made_episode(setup, policy, weighting):
+  """A hand-made 7-transition episode stored as the MPC episode stores it. `uniform`: the buffer's loss is the
+  plain mean of the kept transitions' one-step losses (each once; recent-5 keeps the last 5, none the newest,
+  hard the newest plus the highest-scored). `merged`: it is the authors' loss on the merged sequence, the mean
+  over the history-3 windows sliding over the kept transitions of each window's mean. Each one-step loss is
+  computed here from encode + predict on its own."""
   from adajepa_jax.mpc import episode as episode_lib
   wm, params, h = setup["wm"], setup["params"], setup["cfg"].data.history
-  steps, size = 7, {"recent": 5, "none": 1, "hard": 3}[policy]
+  steps, size = 7, {"recent": 5, "none": 1, "hard": 3, "unbounded": 7}[policy]
   k1, k2, k3 = jax.random.split(jax.random.key(7), 3)
   img = setup["windows"]["pixels"].shape[2]
   frames = {"pixels": jax.random.randint(k1, (steps + 1, img, img, 3), 0, 256).astype(jnp.uint8),
@@ -269,7 +293,7 @@ def test_buffer_loss_counts_each_transition_once(setup, policy):
   ctx = episode_lib.Context(obs=jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (h,) + x.shape), frame(0)),
                             actions=jnp.zeros((h - 1, actions.shape[-1])), valid=jnp.arange(h) == h - 1)
   encode, predict = jax.jit(wm.encode), jax.jit(wm.predict)
-  add = jax.jit(adaptation.buffer_add, static_argnames="policy")
+  add = jax.jit(adaptation.buffer_add, static_argnames=("policy", "weighting"))
   buf, losses = None, []
   for t in range(steps):
     a = jnp.concatenate([ctx.actions, actions[t][None]], 0)
@@ -278,14 +302,20 @@ def test_buffer_loss_counts_each_transition_once(setup, policy):
     window = dict(episode_lib._window(ctx, frame(t + 1), actions[t]), id=jnp.asarray(t))
     if buf is None:
       buf = adaptation.buffer_init(window, size)
-    buf = add(buf, window, losses[-1], policy=policy)
+    buf = add(buf, window, losses[-1], policy=policy, weighting=weighting)
     ctx = episode_lib._slide(ctx, frame(t + 1), actions[t])
   kept = sorted(int(i) for i, w in zip(buf.windows["id"], buf.weight) if w > 0)
   newest_and_hardest = sorted({steps - 1} | set(np.argsort(losses[:-1])[::-1][:size - 1].tolist()))
   assert kept == {"recent": list(range(steps - size, steps)), "none": [steps - 1],
-                  "hard": newest_and_hardest}[policy]
+                  "hard": newest_and_hardest, "unbounded": list(range(steps))}[policy]
   loss = float(wm.loss(params, buf.batch())[0])
-  np.testing.assert_allclose(loss, np.mean([losses[i] for i in kept]), rtol=2e-5)
+  kept_losses = [losses[i] for i in kept]
+  if weighting == "merged":
+    expected = np.mean([np.mean(kept_losses[s:s + h]) for s in range(len(kept) - h + 1)])
+    assert abs(expected - np.mean(kept_losses)) > 1e-3 * expected   # the weighting changes the number
+  else:
+    expected = np.mean(kept_losses)
+  np.testing.assert_allclose(loss, expected, rtol=2e-5)
   if policy != "none":   # the loss of the full overlapping windows (every valid pair) is another number
     full = dict(buf.batch())
     del full["target_mask"]

@@ -64,3 +64,89 @@ def test_recollect_command_parses_to_the_manifest_settings(monkeypatch):
                                                                  "/tmp/run")
   assert (c.data.episodes, c.data.length, c.data.seed, c.data.shard_episodes, c.data.expert_fraction) == (
       8, 30, 3, 4, 0.5)
+
+
+def _summary(outcomes, **changes):
+  s = {"condition": "clean", "mode": "predlast+enclast", "planner": "cem", "replans": 20, "seeds": 2,
+       "episodes_per_seed": 4, "eval_seed": 0, "success_any": {"mean": 100.0 * sum(outcomes) / len(outcomes),
+                                                              "ci95": 0.0, "episodes": len(outcomes)},
+       "episodes": {"success_any": outcomes}, "proprio_cost_share": 0.25}
+  return dict(s, **changes)
+
+
+def test_paired_runs_on_known_outcomes(tmp_path):
+  """Two runs of the same 8 episodes: the second succeeds on 3 more and fails 1 more, so +25.0; a run of other
+  episodes (another evaluation seed) is refused with one line before anything is written."""
+  import json
+  paths = {}
+  for name, s in [("a", _summary([0, 0, 1, 1, 0, 1, 0, 0])), ("b", _summary([1, 1, 1, 0, 0, 1, 1, 0])),
+                  ("c", _summary([1] * 8, eval_seed=2))]:
+    paths[name] = tmp_path / f"{name}.json"
+    paths[name].write_text(json.dumps(s))
+  r = _run("paired_runs.py", f"--runs=uniform:{paths['a']},merged:{paths['b']}", f"--out={tmp_path}/cmp")
+  assert r.returncode == 0, r.stderr
+  md = (tmp_path / "cmp.md").read_text().splitlines()
+  assert md[2].startswith("| uniform | clean |") and md[3].startswith("| merged | clean |")
+  assert "| 62.5 ± 158.8 | 25.0 ± 0.0 |" in md[3], md[3]   # per seed 75, 50; differences +25 and +25
+  r = _run("paired_runs.py", f"--runs=uniform:{paths['a']},merged:{paths['b']}", f"--out={tmp_path}/cmp5",
+           "--budget=5")
+  assert r.returncode == 2 and "first successes" in r.stderr     # these summaries have no first_success
+  r = _run("paired_runs.py", f"--runs=uniform:{paths['a']},other:{paths['c']}", f"--out={tmp_path}/bad")
+  lines = r.stderr.strip().splitlines()
+  assert r.returncode == 2 and len(lines) == 1 and "Runs differ in eval_seed: 2 vs 0" in lines[0], r.stderr
+  assert not (tmp_path / "bad.md").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shapes_k=5"], "--shapes_k=5: K must be in 1..4"),
+    (["--shapes_k=1,2", "--steps=100"], "--steps gives 1 values for 2 values of --shapes_k"),
+    (["--per_shape=many"], "take integers"),
+    (["--modes=frozen,predmiddle"], "Unknown adaptation spec 'predmiddle'"),
+])
+def test_data_scale_bad_grid_is_one_line(tmp_path, args, message):
+  r = _run("data_scale.py", "--config=adajepa_jax/configs/pushobj.py:tiny", f"--workdir={tmp_path}/ds", *args)
+  lines = r.stderr.strip().splitlines()
+  assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+  assert not os.path.exists(tmp_path / "ds")
+
+
+@pytest.mark.slow
+def test_data_scale_tiny_grid_runs_and_resumes(tmp_path):
+  """Two tiny cells end to end (about 3 minutes), then the same command again: everything is reused."""
+  import csv
+  args = ["--config=adajepa_jax/configs/pushobj.py:tiny", f"--workdir={tmp_path}", "--shapes_k=1,2",
+          "--per_shape=8", "--steps=10,20"]
+  first = _run("data_scale.py", *args)
+  assert first.returncode == 0, first.stderr
+  with open(tmp_path / "data_scale.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [(r["shapes_k"], r["mode"]) for r in rows] == [("1", "frozen"), ("1", "predlast+enclast"),
+                                                          ("2", "frozen"), ("2", "predlast+enclast")]
+  assert all(int(r["unseen_episodes"]) == 3 * 2 * 2 for r in rows)       # 3 held-out shapes x 2 seeds x 2
+  assert [int(r["seen_episodes"]) for r in rows] == [4, 4, 8, 8]          # K shapes x 2 seeds x 2
+  assert os.path.getsize(tmp_path / "data_scale.png") > 0
+  mtime = os.path.getmtime(tmp_path / "k1_n8" / "eval" / "results" / "shape_T__frozen.json")
+  again = _run("data_scale.py", *args)
+  assert again.returncode == 0, again.stderr
+  assert os.path.getmtime(tmp_path / "k1_n8" / "eval" / "results" / "shape_T__frozen.json") == mtime
+  with open(tmp_path / "data_scale.csv") as f:
+    assert list(csv.DictReader(f)) == rows
+
+
+def test_paired_runs_at_a_smaller_budget(tmp_path):
+  """From per-episode first successes: within 2 replans, a succeeds on episodes 0, 4 and b on 0, 1, 5."""
+  import json
+  firsts = {"a": [0, 3, -1, 2, 1, -1, 5, -1], "b": [1, 0, 4, -1, 2, 1, -1, 3]}
+  paths = []
+  for name, first in firsts.items():
+    s = _summary([int(f >= 0) for f in first])
+    s["episodes"]["first_success"] = first
+    paths.append(tmp_path / f"{name}.json")
+    paths[-1].write_text(json.dumps(s))
+  r = _run("paired_runs.py", f"--runs=a:{paths[0]},b:{paths[1]}", f"--out={tmp_path}/cmp", "--budget=2")
+  assert r.returncode == 0, r.stderr
+  md = (tmp_path / "cmp.md").read_text().splitlines()
+  assert "| 2x1 | 8 | 25.0 ± 0.0 |" in md[2], md[2]          # a: seed 0 [1,0,0,0], seed 1 [1,0,0,0]
+  assert "| 2x1 | 8 | 37.5 ± 158.8 | 12.5 ± 158.8 |" in md[3], md[3]   # b: [1,1,0,0], [0,1,0,0]
+  r = _run("paired_runs.py", f"--runs=a:{paths[0]},b:{paths[1]}", f"--out={tmp_path}/x", "--budget=30")
+  assert r.returncode == 2 and "--budget=30: must be in 1..20" in r.stderr

@@ -43,3 +43,22 @@ def test_pairing_is_tighter_than_separate_intervals():
 def test_paired_difference_rejects_unpaired_input():
   with pytest.raises(ValueError, match="equal 1-d arrays"):
     metrics.paired_difference(np.ones(10), np.ones(12), seeds=2)
+
+
+def test_first_success_and_success_within_a_smaller_budget():
+  per = np.array([[0, 0, 1, 0], [0, 0, 0, 0], [1, 1, 0, 1], [0, 0, 0, 1]], np.float32)
+  first = metrics.first_success(per)
+  np.testing.assert_array_equal(first, [2, -1, 0, 3])
+  np.testing.assert_array_equal(metrics.success_within(first, 4), per.max(axis=1))
+  np.testing.assert_array_equal(metrics.success_within(first, 3), [1, 0, 1, 0])
+  np.testing.assert_array_equal(metrics.success_within(first, 1), [0, 0, 1, 0])
+  # The curve at replan b - 1 is the mean success within budget b.
+  curve = metrics.success_curve(per)
+  assert all(curve[b - 1] == 100 * metrics.success_within(first, b).mean() for b in range(1, 5))
+
+
+def test_pool_runs_keeps_seeds_apart():
+  a, b = [1, 0, 0, 0], [1, 1, 1, 1, 0, 0]            # 2 seeds: a has 2 episodes per seed, b 3
+  pooled = metrics.pool_runs([a, b], seeds=2)
+  np.testing.assert_array_equal(pooled, [1, 0, 1, 1, 1, 0, 0, 1, 0, 0])
+  assert metrics.seed_summary(pooled, 2)["per_seed"] == [80.0, 20.0]

@@ -44,7 +44,14 @@ def test_report_files(run):
     assert len(s["curve"]) == cfg.eval.replans
     assert s["evaluated_with"] == CONDITIONS   # one program per mode ran the three conditions
     assert len(s["episodes"]["success_any"]) == cfg.eval.seeds * cfg.eval.episodes
+    within = metrics.success_within(s["episodes"]["first_success"], cfg.eval.replans)
+    assert within.tolist() == s["episodes"]["success_any"]
     assert set(s["final_error_p50"]) >= {"agent_error", "block_error", "angle_error"}
+    # The proprio term's share of the chosen plans' cost, from the per-replan terms the summary keeps.
+    proprio, visual = sum(s["plan_proprio_cost"]), sum(s["plan_visual_cost"])
+    assert s["proprio_cost_share"] == pytest.approx(proprio / (proprio + visual), rel=1e-4)
+    assert 0.0 < s["proprio_cost_share"] < 1.0
+    assert float(row["proprio_cost_pct"]) == pytest.approx(100 * s["proprio_cost_share"])
     if s["mode"] != "frozen":   # the paired difference against frozen on the same episodes
       f = next(x for x in summaries if x["condition"] == s["condition"] and x["mode"] == "frozen")
       expected = metrics.paired_difference(s["episodes"]["success_any"], f["episodes"]["success_any"],
@@ -67,6 +74,11 @@ def test_bad_input_fails_before_any_work(tmp_path):
   cfg = pusht.get_config("tiny")
   with pytest.raises(ValueError, match="does not apply"):
     pipeline.evaluate_and_report(cfg, {}, str(tmp_path), ["unseen_layouts"], MODES)
+  cfg.adapt.buffer_weighting = "merged"
+  cfg.adapt.buffer = "hard"
+  with pytest.raises(ValueError, match="'hard' policy"):
+    pipeline.evaluate_and_report(cfg, {}, str(tmp_path), ["clean"], MODES)
+  cfg = pusht.get_config("tiny")
   with pytest.raises(ValueError, match="valid specs"):
     pipeline.evaluate_and_report(cfg, {}, str(tmp_path), ["clean"], ["frozen", "predmiddle"])
   assert not os.listdir(tmp_path)

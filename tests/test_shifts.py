@@ -93,7 +93,7 @@ def test_blur_lowers_high_frequency_energy(images, maze_env, maze_scene):
 
 
 @pytest.mark.parametrize("name,density", [("snp1", 0.01), ("snp5", 0.05)])
-def test_salt_and_pepper_hits_the_requested_fraction(name, density):
+def test_salt_and_pepper_turns_density_white_and_density_black(name, density):
   grey = jnp.full((64, IMAGE, IMAGE, 3), 128, jnp.uint8)
   out = np.asarray(shifts.get(name).apply_pixels(grey, jax.random.key(1)))
   n = grey.shape[0] * IMAGE * IMAGE
@@ -101,10 +101,16 @@ def test_salt_and_pepper_hits_the_requested_fraction(name, density):
   white, black = np.all(out == 255, axis=-1), np.all(out == 0, axis=-1)
   assert np.array_equal(changed, white | black)             # whole pixels, only white or black
   tol = 4.0 * np.sqrt(density * (1 - density) / n)          # 4 binomial standard deviations
-  assert abs(changed.mean() - density) < tol
-  assert abs(white.mean() - black.mean()) < 2 * tol
+  assert abs(white.mean() - density) < tol                  # the authors' snp1: 1% white AND 1% black
+  assert abs(black.mean() - density) < tol
+  assert abs(changed.mean() - 2 * density) < 2 * tol
   again = shifts.get(name).apply_pixels(grey, jax.random.key(2))
   assert not np.array_equal(out, np.asarray(again))          # fresh noise per key
+
+
+def test_salt_and_pepper_refuses_a_density_over_half():
+  with pytest.raises(ValueError, match="0.6"):
+    shifts.salt_and_pepper(jnp.zeros((4, 4, 3), jnp.uint8), jax.random.key(0), density=0.6)
 
 
 def test_dark_halves_mean_intensity(images):
@@ -173,7 +179,7 @@ def test_layout_and_shape_conditions_choose_the_sets():
 
 
 def test_shifted_env_corrupts_observations_and_goals_and_composes():
-  user = shifts.Condition("snp20", "visual", visual=functools.partial(shifts.salt_and_pepper, density=0.2),
+  user = shifts.Condition("snp10", "visual", visual=functools.partial(shifts.salt_and_pepper, density=0.1),
                           tasks=("pointmaze_*",))
   cond = shifts.compose(user, "low_mass")
   env = cond.make_env("pointmaze_diverse", image_size=IMAGE)
@@ -185,7 +191,7 @@ def test_shifted_env_corrupts_observations_and_goals_and_composes():
   pairs = ((s.obs["pixels"], c.obs["pixels"]), (s.info["goal_obs"]["pixels"], c.info["goal_obs"]["pixels"]))
   for a, b in pairs:
     frac = np.mean(np.any(np.asarray(a) != np.asarray(b), axis=-1))
-    assert 0.1 < frac < 0.3
+    assert 0.1 < frac < 0.3   # 10% white + 10% black, less the pixels already white or black
   s2 = jax.jit(env.step)(s, jnp.array([1.0, 0.0]))
   assert not np.array_equal(s2.info["shift_key"], s.info["shift_key"])
   np.testing.assert_array_equal(s2.info["goal_obs"]["pixels"], s.info["goal_obs"]["pixels"])
@@ -206,3 +212,20 @@ def test_gallery_script_writes_a_png(tmp_path):
   import imageio.v3 as iio
   image = iio.imread(tmp_path / "gallery.png")
   assert image.ndim == 3 and image.shape[0] > 64 and image.shape[1] > 96
+
+
+def test_shape_conditions_pick_one_block_in_the_all_shapes_env():
+  """`shape_<name>` conditions share one env (all 7 shapes), so one program runs them all; each replaces the
+  sampled task's block by its shape, as the env's own table has it."""
+  conds = [shifts.get(shifts.shape_condition(n)) for n in shifts.ALL_SHAPES]
+  assert conds[3].name == "shape_plus"
+  assert len(shifts.group_by_env(conds)) == 1
+  env = conds[0].task_env("pushobj", image_size=IMAGE)
+  assert env.shape_names == shifts.ALL_SHAPES
+  sampled = env.sample_task(jax.random.key(3))
+  for i, cond in enumerate(conds):
+    picked, table = cond.apply_task(sampled), env.task_for_shape(i)
+    for field in ("shape_id", "boxes", "mask", "mass", "inertia", "symmetry"):
+      np.testing.assert_array_equal(getattr(picked, field), getattr(table, field), err_msg=f"{cond.name} {field}")
+  with pytest.raises(ValueError, match="does not apply"):
+    shifts.get("shape_T").check_applies("pusht")

@@ -6,7 +6,9 @@ adapters of encoder kernels, params['lora']['encoder']) are 'encoder'; every oth
 action/proprio encoders, their adapters) is 'predictor'.
 
 Atoms (combine with '+'):
-  predlast        the predictor's last block + final_norm (+ out_proj): the paper's default half
+  predlast        the predictor's last block + final_norm + out_proj
+  predlastblock   the predictor's last block + final_norm only: the paper's default half (its predictor has
+                  no output map)
   predfirst       the predictor's first block
   predfirstlast   predfirst + predlast
   enclast         the encoder's projection head
@@ -28,7 +30,7 @@ from adajepa_jax.models import world_model
 PREDICTOR, ENCODER, FROZEN = "predictor", "encoder", "frozen"
 Labels = Any   # a pytree with the params' structure whose leaves are PREDICTOR / ENCODER / FROZEN strings
 LABELS = (PREDICTOR, ENCODER, FROZEN)
-ATOMS = ("predlast", "predfirst", "predfirstlast", "enclast", "encfirst", "encfrozen", "lora", "all")
+ATOMS = ("predlast", "predlastblock", "predfirst", "predfirstlast", "enclast", "encfirst", "encfrozen", "lora", "all")
 DEFAULT = "predlast+enclast"
 _NEVER_ADAPTED = ("decoder",)   # trained on detached latents for pictures only; never in the loss
 

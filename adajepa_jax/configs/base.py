@@ -107,6 +107,10 @@ def adapt_config():
   c.reset_optimizer = True  # the paper's behaviour: fresh Adam moments every replan
   c.buffer = "recent"       # "recent" | "hard" | "none" | "unbounded"
   c.buffer_size = 5
+  # How the buffer's loss weights its transitions: "uniform" (each stored transition once) or "merged" (the
+  # authors' merged sequence: history-frame windows slid over the buffered segment, so recent-5 with history 3
+  # weighs its transitions 1, 2, 3, 2, 1 from oldest to newest); "merged" needs a contiguous buffer.
+  c.buffer_weighting = "uniform"
   c.lora_rank = 8
   return c
 

@@ -222,3 +222,32 @@ def write_contact_sheet(data_dir, path, rows=6):
   order = [i for pair in zip(*by_kind) for i in pair] + by_kind[0][len(by_kind[1]):] + by_kind[1][len(by_kind[0]):]
   imageio.imwrite(path, contact_sheet(np.asarray(first["pixels"])[np.array(order[:rows])]))
   return path
+
+
+def collect_for_config(config, workdir, progress=True, sheet_episodes=6):
+  """Collects (or resumes) a run config's offline dataset into `<workdir>/data`, with a contact sheet.
+
+  Args:
+    config: a run config (sections task: name, kwargs; data: episodes, length, seed, shard_episodes,
+      expert_fraction).
+    workdir: the run folder.
+    progress: show a tqdm bar over shards.
+    sheet_episodes: rows of `<workdir>/contact_sheet.png`.
+
+  Returns:
+    The dataset's manifest (dict).
+  """
+  from tqdm import tqdm
+
+  from adajepa_jax import envs
+  task, data = config.task, config.data
+  env = envs.make(task.name, **task.kwargs)
+  data_dir = os.path.join(workdir, "data")
+  with tqdm(total=-(-data.episodes // min(data.shard_episodes, data.episodes)), desc=f"collect {task.name}",
+            unit="shard", disable=not progress) as bar:
+    manifest = collect_to_dir(
+        env, data_dir, data.episodes, data.length, seed=data.seed, shard_episodes=data.shard_episodes,
+        manifest_extra=dict(task=task.name, kwargs=task.kwargs.to_dict()),
+        progress=lambda i, n: bar.update(1), expert_fraction=data.expert_fraction)
+  write_contact_sheet(data_dir, os.path.join(workdir, "contact_sheet.png"), sheet_episodes)
+  return manifest

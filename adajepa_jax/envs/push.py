@@ -105,6 +105,26 @@ class PushTask:
 _mjx_step = jax.jit(mjx.step)
 
 
+def shape_table(shapes, max_boxes=None):
+  """The per-shape block arrays of an env with these shapes.
+
+  Args:
+    shapes: a sequence of shape names, `ShapeSpec`s or box lists.
+    max_boxes: box rows per shape; default max(3, the largest shape's boxes).
+
+  Returns:
+    (specs, max_boxes, table): table = {'boxes' f32[K, max_boxes, 4], 'mask', 'mass', 'inertia',
+    'symmetry'}, row k for shape k, in world units.
+  """
+  specs = [shapes_lib.resolve(s) for s in shapes]
+  largest = max(s.num_boxes for s in specs)
+  max_boxes = max(3, largest) if max_boxes is None else int(max_boxes)
+  if largest > max_boxes:
+    raise ValueError(f"A shape has {largest} boxes but max_boxes={max_boxes}")
+  tables = [shapes_lib.shape_arrays(s, max_boxes, SCALE) for s in specs]
+  return specs, max_boxes, {k: np.stack([t[k] for t in tables]) for k in tables[0]}
+
+
 def _mjcf(max_boxes, timestep):
   boxes = "\n".join(
       f'<geom name="box{i}" type="box" size="0.1 0.1 {BOX_HALF_Z}" pos="0 0 0" condim="1"/>'
@@ -192,13 +212,9 @@ class PushEnv(base.TaskEnv):
       shapes = (shapes,)   # one shape given directly
     if len(shapes) == 0:
       raise ValueError(f"PushEnv needs at least one shape; valid shapes: {', '.join(shapes_lib.names())}")
-    specs = [shapes_lib.resolve(s) for s in shapes]
     if not isinstance(image_size, (int, np.integer)) or image_size < 8:
       raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
-    largest = max(s.num_boxes for s in specs)
-    max_boxes = max(3, largest) if max_boxes is None else int(max_boxes)
-    if largest > max_boxes:
-      raise ValueError(f"A shape has {largest} boxes but max_boxes={max_boxes}")
+    specs, max_boxes, self._table = shape_table(shapes, max_boxes)
     colours = dict(DEFAULT_COLOURS, **(colours or {}))
     unknown = set(colours) - set(DEFAULT_COLOURS)
     if unknown:
@@ -218,8 +234,6 @@ class PushEnv(base.TaskEnv):
     self.proprio_size = PROPRIO_SIZE
     self.state_size = STATE_SIZE
     self._colours = {k: np.asarray(v, np.float32) for k, v in colours.items()}
-    tables = [shapes_lib.shape_arrays(s, max_boxes, SCALE) for s in specs]
-    self._table = {k: np.stack([t[k] for t in tables]) for k in tables[0]}
 
     self.mj_model = mujoco.MjModel.from_xml_string(_mjcf(max_boxes, timestep))
     # This process's own device (jax.devices()[0] belongs to process 0 on several hosts).

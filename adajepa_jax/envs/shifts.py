@@ -73,22 +73,23 @@ def gaussian_blur(pixels, key, sigma=BLUR_SIGMA, reference_size=None):
 
 
 def salt_and_pepper(pixels, key, density=0.01):
-  """Sets a fraction `density` of pixels (all channels) to white or black with equal probability.
+  """Turns a fraction `density` of pixels (all channels) white AND another `density` black, as the authors'
+  `snp1` (1% white and 1% black) and `snp5` (5% and 5%) do.
 
   Args:
     pixels: uint8[..., H, W, 3].
     key: PRNG key.
-    density: expected fraction of corrupted pixels, in [0, 1].
+    density: expected fraction of pixels turned white, and the same fraction turned black, in [0, 0.5].
 
   Returns:
     uint8[..., H, W, 3].
   """
-  if not 0.0 <= density <= 1.0:
-    raise ValueError(f"Salt-and-pepper density must be in [0, 1], got {density}")
+  if not 0.0 <= density <= 0.5:
+    raise ValueError(f"Salt-and-pepper density (white and black each) must be in [0, 0.5], got {density}")
   pixels = jnp.asarray(pixels)
   u = jax.random.uniform(key, pixels.shape[:-1] + (1,))
-  out = jnp.where(u < density / 2.0, jnp.uint8(255), pixels)
-  return jnp.where((u >= density / 2.0) & (u < density), jnp.uint8(0), out)
+  out = jnp.where(u < density, jnp.uint8(255), pixels)
+  return jnp.where((u >= density) & (u < 2.0 * density), jnp.uint8(0), out)
 
 
 def darken(pixels, key, scale=0.5):
@@ -114,6 +115,26 @@ def recolour(task, part, colour=RED):
   old = task.colours[part]
   return task.replace(colours={**task.colours, part: jnp.broadcast_to(jnp.asarray(colour, old.dtype),
                                                                       jnp.shape(old))})
+
+
+ALL_SHAPES = tuple(shapes_lib.TRAIN_SHAPES) + tuple(shapes_lib.TEST_SHAPES)
+
+
+def pick_shape(task, index, shapes=ALL_SHAPES):
+  """`task` with its block replaced by shape `shapes[index]` of an env built with `shapes` (the `shape_<name>`
+  conditions: every shape runs in one compiled program, the episode's condition choosing its block)."""
+  from adajepa_jax.envs import push
+  _, _, table = push.shape_table(shapes)
+  row = {k: jnp.broadcast_to(jnp.asarray(v[index]), jnp.shape(task.shape_id) + v.shape[1:])
+         for k, v in table.items()}
+  return task.replace(shape_id=jnp.full(jnp.shape(task.shape_id), index, jnp.int32), boxes=row["boxes"],
+                      mask=row["mask"], mass=row["mass"], inertia=row["inertia"],
+                      symmetry=row["symmetry"].astype(jnp.int32))
+
+
+def shape_condition(shape):
+  """The name of the condition that runs only `shape` (`shape_T`, ..., `shape_plus` for '+')."""
+  return "shape_" + shape.replace("+", "plus")
 
 
 # ------------------------------------------------------------------------------------------ conditions
@@ -329,9 +350,9 @@ for _c in (
                                                          reference_size=BLUR_REFERENCE_SIZE),
               tasks=_ALL, description=f"Gaussian blur, sigma {BLUR_SIGMA} px at {BLUR_REFERENCE_SIZE} px"),
     Condition("snp1", "visual", visual=functools.partial(salt_and_pepper, density=0.01), tasks=_ALL,
-              description="salt-and-pepper, 1% of pixels"),
+              description="salt-and-pepper, 1% of pixels white and 1% black"),
     Condition("snp5", "visual", visual=functools.partial(salt_and_pepper, density=0.05), tasks=_ALL,
-              description="salt-and-pepper, 5% of pixels"),
+              description="salt-and-pepper, 5% of pixels white and 5% black"),
     Condition("dark", "visual", visual=functools.partial(darken, scale=0.5), tasks=_ALL,
               description="pixels x0.5"),
     Condition("red_block", "visual", task_fn=functools.partial(recolour, part="block"), tasks=_PUSH,
@@ -350,6 +371,10 @@ for _c in (
               tasks=("pushobj",), description="training shapes " + " ".join(shapes_lib.TRAIN_SHAPES)),
     Condition("unseen_shapes", "shape", env_kwargs={"shapes": tuple(shapes_lib.TEST_SHAPES)},
               tasks=("pushobj",), description="held-out shapes " + " ".join(shapes_lib.TEST_SHAPES)),
+    *(Condition(shape_condition(name), "shape", task_fn=functools.partial(pick_shape, index=i),
+                env_kwargs={"shapes": ALL_SHAPES}, tasks=("pushobj",),
+                description=f"the {name} block only ({'seen' if name in shapes_lib.TRAIN_SHAPES else 'unseen'})")
+      for i, name in enumerate(ALL_SHAPES)),
     Condition("seen_layouts", "layout", env_kwargs={"layouts": "train"}, tasks=("pointmaze_diverse",),
               description="the 25 training mazes"),
     Condition("unseen_layouts", "layout", env_kwargs={"layouts": "test"}, tasks=("pointmaze_diverse",),

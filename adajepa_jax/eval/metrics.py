@@ -72,3 +72,24 @@ def paired_difference(treated, control, seeds, boot=2000, seed=0):
   lo, hi = np.percentile(means, [2.5, 97.5])
   return {"mean": mean, "ci95": ci, "boot_lo": float(lo), "boot_hi": float(hi), "per_seed": per_seed.tolist(),
           "episodes": int(t.size)}
+
+
+def pool_runs(outcomes, seeds):
+  """Outcomes of several runs (e.g. one per shape) pooled per seed: [f[seeds * E_i]] -> f[seeds * sum E_i],
+  seed-major, so `seed_summary` and `paired_difference` treat the pooled episodes of a seed as one seed."""
+  per_seed = [np.asarray(o, np.float64).reshape(seeds, -1) for o in outcomes]
+  return np.concatenate(per_seed, axis=1).reshape(-1)
+
+
+def first_success(per_replan_success):
+  """The first replan (0-based) at whose chunk each episode passed the test, -1 if never. f32[E, R] -> i64[E].
+  `success_within(first, b)` recovers success_any at any smaller budget b: adaptation is causal, so the first
+  b replans of a longer run are the run with budget b."""
+  hit = np.asarray(per_replan_success) > 0.5
+  return np.where(hit.any(axis=1), np.argmax(hit, axis=1), -1)
+
+
+def success_within(first, budget):
+  """success_any (0/1 per episode) within the first `budget` replans, from `first_success`."""
+  first = np.asarray(first)
+  return ((first >= 0) & (first < int(budget))).astype(np.int64)

@@ -22,7 +22,9 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from adajepa_jax import adaptation
 from adajepa_jax.envs import shifts
+from adajepa_jax.errors import UsageError
 from adajepa_jax.eval import build, metrics, plots, report
 from adajepa_jax.mpc import episode_keys, evaluate, make_episode, make_oracle_episode, with_conditions
 
@@ -58,7 +60,9 @@ def run_conditions(config, params, condition_names, mode, gifs=0):
     errors = {k[4:]: v for k, v in per.items() if k.startswith("env_") and k.endswith("_error")}
     summary = {
         "condition": name, "mode": mode, "planner": cfg.plan.planner, "replans": cfg.eval.replans,
-        "seeds": cfg.eval.seeds, "episodes_per_seed": cfg.eval.episodes,
+        "seeds": cfg.eval.seeds, "episodes_per_seed": cfg.eval.episodes, "eval_seed": cfg.eval.seed,
+        "settings": {"plan": cfg.plan.to_dict(), "adapt": cfg.adapt.to_dict(),
+                     "checkpoint": cfg.checkpoint.to_dict() if "checkpoint" in cfg else None},
         "success_any": metrics.seed_summary(r.success_any, cfg.eval.seeds),
         "success_final": metrics.seed_summary(r.success_final, cfg.eval.seeds),
         "curve": metrics.success_curve(per["success"]).tolist(),
@@ -68,13 +72,17 @@ def run_conditions(config, params, condition_names, mode, gifs=0):
         "seconds": seconds, "evaluated_with": list(condition_names),   # one program ran these together
         # Per-episode outcomes (seed-major), for paired comparisons between modes on the same episodes.
         "episodes": {"success_any": r.success_any.astype(int).tolist(),
-                     "success_final": r.success_final.astype(int).tolist()},
+                     "success_final": r.success_final.astype(int).tolist(),
+                     "first_success": metrics.first_success(per["success"]).tolist()},
         # Diagnostics: p50 over episodes of each env error at the last replan, and its mean per replan.
         "final_error_p50": {k: float(np.median(v[:, -1])) for k, v in errors.items()},
         "error_curve": {k: np.mean(v, axis=0).tolist() for k, v in errors.items()},
         "plan_cost": np.mean(per["plan_cost"], axis=0).tolist(),
         "plan_visual_cost": np.mean(per["plan_visual_cost"], axis=0).tolist(),
         "plan_proprio_cost": np.mean(per["plan_proprio_cost"], axis=0).tolist(),
+        # The proprio term's share of the chosen plans' cost, over every episode and replan.
+        "proprio_cost_share": float(np.sum(per["plan_proprio_cost"]) / max(
+            np.sum(per["plan_proprio_cost"]) + np.sum(per["plan_visual_cost"]), 1e-12)),
     }
     if "env_success_sym" in per:   # symmetry-aware success test (symmetric PushObj shapes)
       sym_any = np.any(per["env_success_sym"] > 0.5, axis=1)
@@ -93,6 +101,7 @@ def evaluate_and_report(config, params, workdir, conditions, modes, gifs=2, prog
   """
   build.check_conditions(config.task.name, conditions)
   build.check_modes(modes)
+  adaptation.check_buffer(config.adapt.buffer, config.adapt.buffer_weighting)
   os.makedirs(os.path.join(workdir, "results"), exist_ok=True)
   os.makedirs(os.path.join(workdir, "gifs"), exist_ok=True)
   done = {}
@@ -130,6 +139,21 @@ def _write_run_figures(workdir, cond, mode, result, gifs):
     plots.plot_maze_trajectories(
         result.task.walls[0], [result.states[i, :, :2] for i in same], [result.goal_state[i, :2] for i in same],
         os.path.join(workdir, f"maze_{cond}__{mode}.png"), title=f"{cond} / {mode}")
+
+
+EPISODE_KEYS = ("condition", "eval_seed", "seeds", "episodes_per_seed", "replans")
+
+
+def check_same_episodes(summary, baseline):
+  """Raises UsageError unless two run summaries ran the same episodes (condition, evaluation seed, seeds,
+  episodes per seed and replan budget), so that their per-episode outcomes may be paired."""
+  for key in EPISODE_KEYS:
+    if key not in summary or key not in baseline:
+      raise UsageError(f"Run summary lacks {key!r} (written by older code): cannot tell whether the runs "
+                       "share their episodes; re-run it")
+    if summary[key] != baseline[key]:
+      raise UsageError(f"Runs differ in {key}: {summary[key]!r} vs {baseline[key]!r}; a paired comparison needs "
+                       "the same episodes")
 
 
 def paired(summary, baseline):
@@ -174,12 +198,13 @@ def _write_outputs(workdir, summaries, conditions, modes):
                  "success_final_ci95": s["success_final"]["ci95"],
                  "success_sym_any_mean": sym["mean"] if sym else nan,
                  "success_sym_any_ci95": sym["ci95"] if sym else nan,
+                 "proprio_cost_pct": 100.0 * s.get("proprio_cost_share", nan),
                  "skipped_steps": s["skipped_steps"]})
   columns = ["condition", "mode", "planner", "budget", "episodes", "success_any_mean", "diff_vs_frozen_mean",
              "diff_boot95", "success_final_mean"]
   if any(s.get("success_sym_any") for s in summaries):
     columns.append("success_sym_any_mean")
-  report.write_table(rows, os.path.join(workdir, "success"), columns + ["skipped_steps"])
+  report.write_table(rows, os.path.join(workdir, "success"), columns + ["proprio_cost_pct", "skipped_steps"])
   between = _paired_between_modes(summaries)
   if between:
     report.write_table(between, os.path.join(workdir, "paired_modes"),

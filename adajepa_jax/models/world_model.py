@@ -317,19 +317,21 @@ def layer_groups(params: optax.Params) -> dict[str, list[tuple[str, ...]]]:
   Returns:
     {'encfirst': [('encoder', 'stem')], 'enclast': [('encoder', 'head')],
      'predfirst': [('predictor', 'block_0')],
-     'predlast': [('predictor', 'block_{L-1}'), ('predictor', 'final_norm')?, ('predictor', 'out_proj')]}
+     'predlast': [('predictor', 'block_{L-1}'), ('predictor', 'final_norm')?, ('predictor', 'out_proj')?],
+     'predlastblock': the same without 'out_proj' (the paper's predictor has no output map)}
     plus 'lora': [('lora',)] when adapters are present. For the MLP predictor, blocks are its hidden layers.
   """
   pred = params["predictor"]
   blocks = sorted((k for k in pred if k.startswith("block_")), key=lambda k: int(k.split("_")[1]))
   if not blocks:
     raise ValueError(f"predictor params have no block_i entries: {sorted(pred)}")
-  last = [("predictor", blocks[-1])] + [("predictor", k) for k in ("final_norm", "out_proj") if k in pred]
+  block_norm = [("predictor", blocks[-1])] + [("predictor", "final_norm")] * ("final_norm" in pred)
   groups = {
       "encfirst": [("encoder", "stem")],
       "enclast": [("encoder", "head")],
       "predfirst": [("predictor", blocks[0])],
-      "predlast": last,
+      "predlast": block_norm + [("predictor", "out_proj")] * ("out_proj" in pred),
+      "predlastblock": block_norm,
   }
   if lora.LORA_KEY in params:
     groups["lora"] = [(lora.LORA_KEY,)]

@@ -126,9 +126,10 @@ class EpisodeProgram:
 def _window(context, new_obs, chunk):
   """The newest transition as a training window (the loader's batch structure, unbatched; 'features' may
   stand for 'pixels'): the context, the new frame, and `target_mask` bool[h] selecting only the last
-  one-step prediction (context -> new frame). Consecutive windows overlap, so counting only their newest
-  transition makes the buffer's loss count each stored transition once, as the paper's merged segments do:
-  with recent-5 the newest transition weighs 1/5."""
+  one-step prediction (context -> new frame). Consecutive windows overlap, so each buffer slot is one
+  transition, and the buffer's slot weights (`cfg.adapt.buffer_weighting`) set how the loss weighs them:
+  `uniform` counts each once (recent-5: the newest weighs 1/5); `merged` weighs them as the authors' merged
+  sequence does (recent-5, history 3: 1, 2, 3, 2, 1 out of 9, oldest to newest; the newest weighs 1/9)."""
   obs = jax.tree.map(lambda c, n: jnp.concatenate([c, n[None]], 0), context.obs, new_obs)
   hist = context.valid.shape[0]
   return dict(obs, actions=jnp.concatenate([context.actions, chunk[None]], 0),
@@ -172,6 +173,7 @@ def make_episode(env: envs_base.TaskEnv, wm: WorldModel, cfg: ml_collections.Con
     param_shapes = jax.eval_shape(lambda k: adaptation.add_adapters(cfg, wm.init(k), k), jax.random.key(0))
     labels = adaptation.resolve(cfg.adapt.spec, param_shapes)
     optimizer = adaptation.make_optimizer(labels, *adaptation.learning_rates(cfg))
+    adaptation.check_buffer(cfg.adapt.buffer, cfg.adapt.buffer_weighting)
     buffer_size = adaptation.buffer_size(cfg.adapt.buffer, cfg.adapt.buffer_size, replans)
   # Frames are kept as trunk features unless the spec adapts the trunk.
   cache_features = not (adapt_on and adaptation.adapts_encoder_trunk(labels))
@@ -257,7 +259,7 @@ def make_episode(env: envs_base.TaskEnv, wm: WorldModel, cfg: ml_collections.Con
     metrics.update({f"env_{k}": v for k, v in env_state.metrics.items() if k != "success"})
     buffer, opt_state = carry.buffer, carry.opt_state
     if adapt_on:
-      buffer = adaptation.buffer_add(buffer, window, err_before, cfg.adapt.buffer)
+      buffer = adaptation.buffer_add(buffer, window, err_before, cfg.adapt.buffer, cfg.adapt.buffer_weighting)
       params, opt_state, adapt_metrics = adaptation.adapt_step(
           params, opt_state, buffer, loss_fn=wm.loss, optimizer=optimizer, labels=labels,
           steps=cfg.adapt.steps, reset=cfg.adapt.reset_optimizer)

@@ -1,0 +1,154 @@
+"""Data scale x shape diversity on PushObj: K training shapes x N trajectories per shape, each model evaluated
+frozen and adaptive on every one of the 7 shapes (the paper's data-scale study, at this machine's scale).
+
+  python experiments/data_scale.py --workdir=workdirs/data_scale --shapes_k=1,2,4 --per_shape=250,500,1000
+
+Cell (K, N) trains on the first K of T, L, Z, + with K * N trajectories (`data.episodes`) for a number of
+steps fixed per K (`--steps`, one per K; default the config's `train.steps` for every K), then evaluates on
+the 7 `shape_<name>` conditions (one compiled program per mode). Each cell has its own workdir,
+`<workdir>/k<K>_n<N>` (data, checkpoints, evidence, eval/): every stage resumes, so re-running the command
+continues an interrupted grid. Writes <workdir>/data_scale.{csv,md} (one row per cell and mode: success on the
+cell's own training shapes ("seen") and on the held-out I, smallT, square ("unseen"), pooled per seed, with
+the paired difference adaptive - frozen) and <workdir>/data_scale.png (heatmaps).
+"""
+import json
+import os
+
+from absl import flags
+from ml_collections import config_flags
+
+from adajepa_jax import utils
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", "adajepa_jax/configs/pushobj.py:cpu", "Every cell's base config.")
+flags.DEFINE_string("workdir", None, "The grid's folder (one sub-folder per cell).")
+flags.DEFINE_list("shapes_k", ["1", "2", "4"], "K: numbers of training shapes (the first K of T, L, Z, +).")
+flags.DEFINE_list("per_shape", ["250", "500", "1000"], "N: trajectories per training shape.")
+flags.DEFINE_list("steps", [], "Training steps, one per K (default: the config's train.steps for every K).")
+flags.DEFINE_list("modes", ["frozen", "predlast+enclast"], "'frozen' and/or adaptation specs.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def grid(shapes_k, per_shape, steps, default_steps):
+  """[(K, N, steps)] for the cells; UsageError names a bad value before anything runs."""
+  from adajepa_jax.envs import shapes
+  from adajepa_jax.errors import UsageError
+  try:
+    ks, ns, st = [int(k) for k in shapes_k], [int(n) for n in per_shape], [int(s) for s in steps]
+  except ValueError as e:
+    raise UsageError(f"--shapes_k, --per_shape and --steps take integers: {e}") from None
+  bad = [k for k in ks if not 1 <= k <= len(shapes.TRAIN_SHAPES)]
+  if bad:
+    raise UsageError(f"--shapes_k={bad[0]}: K must be in 1..{len(shapes.TRAIN_SHAPES)} "
+                     f"(the training shapes {', '.join(shapes.TRAIN_SHAPES)})")
+  if any(n < 1 for n in ns) or not ks or not ns:
+    raise UsageError(f"--per_shape needs positive integers, got {per_shape}")
+  if st and len(st) != len(ks):
+    raise UsageError(f"--steps gives {len(st)} values for {len(ks)} values of --shapes_k; give one per K")
+  by_k = dict(zip(ks, st)) if st else {k: default_steps for k in ks}
+  return [(k, n, by_k[k]) for k in ks for n in ns]
+
+
+def cell_config(base, k, n, steps):
+  """The base config with the cell's shape set, data size and training steps."""
+  import ml_collections
+
+  from adajepa_jax.envs import shapes
+  cfg = ml_collections.ConfigDict(base.to_dict())
+  cfg.task.kwargs.shapes = tuple(shapes.TRAIN_SHAPES[:k])
+  cfg.data.episodes = k * n
+  cfg.train.steps = steps
+  return cfg
+
+
+def cell_rows(k, n, steps, summaries, modes, seeds):
+  """One row per mode: pooled seen / unseen success (%) and the paired difference vs frozen."""
+  from adajepa_jax.envs import shapes, shifts
+  from adajepa_jax.eval import metrics
+  groups = {"seen": shapes.TRAIN_SHAPES[:k], "unseen": shapes.TEST_SHAPES}
+  pooled = {(m, g): metrics.pool_runs([summaries[shifts.shape_condition(s), m]["episodes"]["success_any"]
+                                        for s in names], seeds)
+            for m in modes for g, names in groups.items()}
+  rows = []
+  for m in modes:
+    row = {"shapes_k": k, "per_shape": n, "trajectories": k * n, "steps": steps, "mode": m}
+    for g in groups:
+      s = metrics.seed_summary(pooled[m, g], seeds)
+      row[f"{g}_mean"], row[f"{g}_ci95"], row[f"{g}_episodes"] = s["mean"], s["ci95"], s["episodes"]
+      d = (metrics.paired_difference(pooled[m, g], pooled["frozen", g], seeds)
+           if m != "frozen" and "frozen" in modes else None)
+      row[f"{g}_diff_mean"] = d["mean"] if d else float("nan")
+      row[f"{g}_diff_ci95"] = d["ci95"] if d else float("nan")
+      row[f"{g}_diff_boot95"] = f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]" if d else ""
+    rows.append(row)
+  return rows
+
+
+def plot(rows, modes, path):
+  """Heatmaps of seen / unseen success over K x N, one column per mode."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  import numpy as np
+  ks, ns = sorted({r["shapes_k"] for r in rows}), sorted({r["per_shape"] for r in rows})
+  fig, axes = plt.subplots(2, len(modes), figsize=(3.2 * len(modes) + 1, 5.6), squeeze=False)
+  for i, g in enumerate(("seen", "unseen")):
+    for j, m in enumerate(modes):
+      grid_ = np.full((len(ks), len(ns)), np.nan)
+      for r in rows:
+        if r["mode"] == m:
+          grid_[ks.index(r["shapes_k"]), ns.index(r["per_shape"])] = r[f"{g}_mean"]
+      ax = axes[i, j]
+      ax.imshow(grid_, vmin=0, vmax=100, cmap="viridis", origin="lower")
+      for (a, b), v in np.ndenumerate(grid_):
+        ax.text(b, a, "" if np.isnan(v) else f"{v:.0f}", ha="center", va="center", color="w")
+      ax.set_xticks(range(len(ns)), ns)
+      ax.set_yticks(range(len(ks)), ks)
+      ax.set_xlabel("trajectories per shape (N)")
+      ax.set_ylabel("training shapes (K)")
+      ax.set_title(f"{g} shapes, {m}", fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def main(argv):
+  del argv
+  from adajepa_jax.data import collect
+  from adajepa_jax.envs import shapes, shifts
+  from adajepa_jax.eval import build, pipeline, report
+  from adajepa_jax.training import checkpoint, train
+
+  base = FLAGS.config
+  build.check_modes(FLAGS.modes)
+  if base.task.name != "pushobj":
+    from adajepa_jax.errors import UsageError
+    raise UsageError(f"data_scale.py runs PushObj configs; got task {base.task.name!r}")
+  cells = grid(FLAGS.shapes_k, FLAGS.per_shape, FLAGS.steps, int(base.train.steps))
+  conditions = [shifts.shape_condition(s) for s in shapes.TRAIN_SHAPES + shapes.TEST_SHAPES]
+  os.makedirs(FLAGS.workdir, exist_ok=True)
+  rows = []
+  for i, (k, n, steps) in enumerate(cells):
+    cfg = cell_config(base, k, n, steps)
+    cell = os.path.join(FLAGS.workdir, f"k{k}_n{n}")
+    print(f"[cell {i + 1}/{len(cells)}] K={k} ({', '.join(cfg.task.kwargs.shapes)}), N={n}: "
+          f"{cfg.data.episodes} trajectories, {steps} steps -> {cell}")
+    collect.collect_for_config(cfg, cell)
+    train.train_and_evaluate(cfg, cell)
+    params, _ = checkpoint.load_world_model(cell, config=cfg)
+    eval_dir = os.path.join(cell, "eval")
+    os.makedirs(eval_dir, exist_ok=True)
+    with open(os.path.join(eval_dir, "config.json"), "w") as f:
+      json.dump(cfg.to_dict(), f, indent=1, default=str)
+    done = pipeline.evaluate_and_report(cfg, params, eval_dir, conditions, FLAGS.modes, gifs=0)
+    summaries = {(s["condition"], s["mode"]): s for s in done}
+    rows += cell_rows(k, n, steps, summaries, FLAGS.modes, cfg.eval.seeds)
+    columns = ["shapes_k", "per_shape", "trajectories", "steps", "mode", "seen_mean", "seen_diff_mean",
+               "seen_diff_boot95", "unseen_mean", "unseen_diff_mean", "unseen_diff_boot95"]
+    table = report.write_table(rows, os.path.join(FLAGS.workdir, "data_scale"), columns)
+    plot(rows, FLAGS.modes, os.path.join(FLAGS.workdir, "data_scale.png"))
+  print(table)
+
+
+if __name__ == "__main__":
+  utils.run(main)

@@ -1,0 +1,88 @@
+"""Paired differences between evaluation runs of other workdirs or settings, on the same episodes.
+
+  python experiments/paired_runs.py --out=results/pushobj_fidelity/buffer_seen \
+      --runs="uniform:workdirs/pushobj_base/fid_cpu/results/seen_shapes__predlast+enclast.json,\
+merged:workdirs/pushobj_base/fid_merged/results/seen_shapes__predlast+enclast.json"
+
+Each run is `label:path` to a `results/<condition>__<mode>.json` that `evaluate.py` wrote. Every run is
+compared with the first (paired difference of success_any on the same episodes: the mean over seeds with its
+Student-t 95% CI, and the paired bootstrap 95%); runs of other episodes (condition, evaluation seed, seeds,
+episodes per seed, replans) are refused before anything is written. Writes <out>.{csv,md}.
+"""
+import json
+import os
+
+from absl import flags
+
+from adajepa_jax import utils
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("runs", None, "`label:path.json` items; the first is the baseline.")
+flags.DEFINE_string("out", None, "Output path stem: <out>.csv and <out>.md.")
+flags.DEFINE_integer("budget", None, "Score success within the first this many replans (<= the runs' budget; "
+                     "from the per-episode first success), e.g. 20 of a 30-replan run. Default: the runs' budget.")
+flags.mark_flags_as_required(["runs", "out"])
+
+
+def parse_runs(items):
+  """['a:x.json', 'b:y.json'] -> [('a', summary), ('b', summary)]; UsageError for a malformed or missing item."""
+  from adajepa_jax.errors import UsageError
+  runs = []
+  for item in items:
+    label, sep, path = item.partition(":")
+    if not sep or not label or not path:
+      raise UsageError(f"Malformed run {item!r}; expected label:path/to/results/<condition>__<mode>.json")
+    if not os.path.isfile(path):
+      raise UsageError(f"Run {label!r}: no file {path!r}")
+    with open(path) as f:
+      runs.append((label, json.load(f)))
+  if len(runs) < 2:
+    raise UsageError(f"--runs needs a baseline and at least one more run; got {len(runs)}")
+  return runs
+
+
+def outcomes(summary, budget=None):
+  """Per-episode success_any (0/1) of a run, within `budget` replans (None: the run's own budget)."""
+  from adajepa_jax.errors import UsageError
+  from adajepa_jax.eval import metrics
+  if budget is None or budget == summary["replans"]:
+    return summary["episodes"]["success_any"]
+  if not 1 <= budget <= summary["replans"]:
+    raise UsageError(f"--budget={budget}: must be in 1..{summary['replans']} (the runs' replans)")
+  if "first_success" not in summary["episodes"]:
+    raise UsageError("--budget needs per-episode first successes, which this run summary (older code) lacks")
+  return metrics.success_within(summary["episodes"]["first_success"], budget).tolist()
+
+
+def table(runs, budget=None):
+  """Rows: each run's success and its paired difference against the first run (same episodes, checked)."""
+  from adajepa_jax.eval import metrics, pipeline
+  base = runs[0][1]
+  for _, s in runs[1:]:
+    pipeline.check_same_episodes(s, base)
+  rows = []
+  for label, s in runs:
+    mine = outcomes(s, budget)
+    d = None if s is base else metrics.paired_difference(mine, outcomes(base, budget), s["seeds"])
+    succ = metrics.seed_summary(mine, s["seeds"])
+    rows.append({"run": label, "condition": s["condition"], "mode": s["mode"], "planner": s["planner"],
+                 "budget": f"{budget or s['replans']}x1", "episodes": succ["episodes"],
+                 "success_any_mean": succ["mean"], "success_any_ci95": succ["ci95"],
+                 "diff_vs_first_mean": d["mean"] if d else float("nan"),
+                 "diff_vs_first_ci95": d["ci95"] if d else float("nan"),
+                 "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]" if d else "",
+                 "proprio_cost_pct": 100.0 * s.get("proprio_cost_share", float("nan"))})
+  return rows
+
+
+def main(argv):
+  del argv
+  from adajepa_jax.eval import report
+  rows = table(parse_runs(FLAGS.runs), FLAGS.budget)
+  columns = ["run", "condition", "mode", "planner", "budget", "episodes", "success_any_mean",
+             "diff_vs_first_mean", "diff_boot95", "proprio_cost_pct"]
+  print(report.write_table(rows, FLAGS.out, columns))
+
+
+if __name__ == "__main__":
+  utils.run(main)
