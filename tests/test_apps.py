@@ -150,3 +150,25 @@ def test_paired_runs_at_a_smaller_budget(tmp_path):
   assert "| 2x1 | 8 | 37.5 ± 158.8 | 12.5 ± 158.8 |" in md[3], md[3]   # b: [1,1,0,0], [0,1,0,0]
   r = _run("paired_runs.py", f"--runs=a:{paths[0]},b:{paths[1]}", f"--out={tmp_path}/x", "--budget=30")
   assert r.returncode == 2 and "--budget=30: must be in 1..20" in r.stderr
+
+
+@pytest.mark.slow
+def test_decoded_rollouts_tiny(tmp_path):
+  """A tiny PushObj model, its decoder (trained, then resumed from its checkpoint), and the figure."""
+  import json
+  work = str(tmp_path / "model")
+  for script in ("collect_data.py", "train_world_model.py"):
+    r = _run(script, "--config=adajepa_jax/configs/pushobj.py:tiny", f"--workdir={work}")
+    assert r.returncode == 0, r.stderr
+  args = [f"--config=adajepa_jax/configs/stored.py:{work}", f"--workdir={tmp_path}/dec", "--shifts=shape_square",
+          "--config.plan.horizon=2", "--replans=0,1", "--decoder_steps=20", f"--out={tmp_path}/fig.png"]
+  r = _run("decoded_rollouts.py", *args)
+  assert r.returncode == 0, r.stderr
+  assert os.path.getsize(tmp_path / "fig.png") > 0
+  errors = json.loads((tmp_path / "dec" / "decoder_eval.json").read_text())["next_frame_pixel_mse"]
+  assert set(errors) == {"shape_square/frozen", "shape_square/predlast+enclast"}
+  assert all(0 < v < 1 for v in errors.values())
+  r = _run("decoded_rollouts.py", *args[:-2], "--decoder_steps=30", f"--out={tmp_path}/fig2.png")   # resumes
+  assert r.returncode == 0 and os.path.isdir(os.path.join(work, "decoder", "30")), r.stderr
+  r = _run("decoded_rollouts.py", *args[:-3], "--replans=4", f"--out={tmp_path}/bad.png")
+  assert r.returncode == 2 and "--replans=4: must be in 0..1" in r.stderr

@@ -5,7 +5,7 @@ states f32[E, T+1, S], task_ids i32[E] (and contact f32[E] where the task report
 written uncompressed (zip "stored") so a reader can memory-map each array without loading it.
 
 `manifest.json` lists the shards; each entry holds `file`, `episodes`, `bytes` (the file size) and
-`checksum`: `sha256:<hex>` of the file, or (entries written before stop 15, told apart by the missing
+`checksum`: `sha256:<hex>` of the file, or (entries written before commit 201386a of 2026-12-02, told apart by the missing
 `sha256:` prefix) a 16-digit sha1 of the actions, states and task_ids; such entries may lack `bytes` until a
 resumed collection records it. `verify_shard` checks a shard against its entry.
 """

@@ -148,7 +148,7 @@ class PointMaze(base.TaskEnv):
     explore_momentum: momentum of the exploration actions (0 = white noise).
     show_goal: draw a goal marker in observations (off by default; the goal is given as an image).
   """
-  # 1: contact margin 0 and mass-scaled inverse weights (stop 15; MuJoCo C and MJX agree at walls).
+  # 1: contact margin 0 and mass-scaled inverse weights (commit 201386a, 2026-12-02; MuJoCo C and MJX agree at walls).
   physics_version = 1
 
   def __init__(self, layouts="medium", image_size=64, goal_rule="euclid", min_goal_distance=3.0,

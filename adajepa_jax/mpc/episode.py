@@ -75,11 +75,13 @@ class ReplanOutput:
   """What one replan emits; the episode's scan stacks them (leading axis R).
 
   metrics: dict of f32[] (the `per_replan` entries of `EpisodeResult`); state: f32[S] the true state after the
-  executed chunk; pixels: uint8[H, W, 3] the frame observed after it (None unless frames are recorded).
+  executed chunk; pixels: uint8[H, W, 3] the frame observed after it; plan_latents: f32[Hp, N, D] the latents
+  the model predicted for the chosen plan (both None unless frames are recorded).
   """
   metrics: dict[str, jax.Array]
   state: jax.Array
   pixels: Optional[jax.Array]
+  plan_latents: Optional[jax.Array] = None
 
 
 @struct.dataclass
@@ -91,6 +93,8 @@ class EpisodeResult:
     pred_error_before/after (the one-step loss on the executed chunk), adapt_loss, skipped, env metrics);
   states: f32[R+1, S] true states (diagnostics, trajectory plots); goal_state: f32[S];
   frames: uint8[R+1, H, W, 3] observed frames (None unless recorded); goal_pixels: uint8[H, W, 3] as planned to;
+  plan_latents: f32[R, Hp, N, D] the latents predicted for each replan's chosen plan, with the params of that
+    replan (None unless frames are recorded; a decoder turns them into pictures: `training.decoder`);
   task: the episode's task pytree (shape, layout, dynamics scales, colours) after the condition's transform;
   condition: int32[] the condition's index in the program's `conditions`.
   """
@@ -103,6 +107,7 @@ class EpisodeResult:
   goal_pixels: jax.Array
   task: Any
   condition: jax.Array
+  plan_latents: Optional[jax.Array] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,7 +281,8 @@ def make_episode(env: envs_base.TaskEnv, wm: WorldModel, cfg: ml_collections.Con
                               context=_slide(ctx, new_frame, chunk), plan=plan,
                               success_any=carry.success_any | success, key=key)
     output = ReplanOutput(metrics=metrics, state=env_state.info["state"],
-                          pixels=new_obs["pixels"] if record_frames else None)
+                          pixels=new_obs["pixels"] if record_frames else None,
+                          plan_latents=z_plan[0] if record_frames else None)
     return new_carry, output
 
   def finish(first, final, outputs):
@@ -288,7 +294,7 @@ def make_episode(env: envs_base.TaskEnv, wm: WorldModel, cfg: ml_collections.Con
                          per_replan=outputs.metrics, states=states,
                          goal_state=first.env_state.info["goal_state"], frames=frames,
                          goal_pixels=first.goal_pixels, task=first.env_state.info["task"],
-                         condition=first.condition)
+                         condition=first.condition, plan_latents=outputs.plan_latents)
 
   def run(params, key, task=None, condition=0):
     """Runs one episode. params: pretrained world-model params; key: typed PRNG key; task: optional task;
