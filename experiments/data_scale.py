@@ -25,7 +25,7 @@ flags.DEFINE_string("workdir", None, "The grid's folder (one sub-folder per cell
 flags.DEFINE_list("shapes_k", ["1", "2", "4"], "K: numbers of training shapes (the first K of T, L, Z, +).")
 flags.DEFINE_list("per_shape", ["250", "500", "1000"], "N: trajectories per training shape.")
 flags.DEFINE_list("steps", [], "Training steps, one per K (default: the config's train.steps for every K).")
-flags.DEFINE_list("modes", ["frozen", "predlast+enclast"], "'frozen' and/or adaptation specs.")
+flags.DEFINE_list("modes", [], "'frozen' and/or adaptation specs. Default: frozen and the config's adapt.spec.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -120,7 +120,8 @@ def main(argv):
   from adajepa_jax.training import checkpoint, train
 
   base = FLAGS.config
-  build.check_modes(FLAGS.modes)
+  modes = FLAGS.modes or ["frozen", base.adapt.spec]
+  build.check_modes(modes)
   if base.task.name != "pushobj":
     from adajepa_jax.errors import UsageError
     raise UsageError(f"data_scale.py runs PushObj configs; got task {base.task.name!r}")
@@ -140,13 +141,13 @@ def main(argv):
     os.makedirs(eval_dir, exist_ok=True)
     with open(os.path.join(eval_dir, "config.json"), "w") as f:
       json.dump(cfg.to_dict(), f, indent=1, default=str)
-    done = pipeline.evaluate_and_report(cfg, params, eval_dir, conditions, FLAGS.modes, gifs=0)
+    done = pipeline.evaluate_and_report(cfg, params, eval_dir, conditions, modes, gifs=0)
     summaries = {(s["condition"], s["mode"]): s for s in done}
-    rows += cell_rows(k, n, steps, summaries, FLAGS.modes, cfg.eval.seeds)
+    rows += cell_rows(k, n, steps, summaries, modes, cfg.eval.seeds)
     columns = ["shapes_k", "per_shape", "trajectories", "steps", "mode", "seen_mean", "seen_diff_mean",
                "seen_diff_boot95", "unseen_mean", "unseen_diff_mean", "unseen_diff_boot95"]
     table = report.write_table(rows, os.path.join(FLAGS.workdir, "data_scale"), columns)
-    plot(rows, FLAGS.modes, os.path.join(FLAGS.workdir, "data_scale.png"))
+    plot(rows, modes, os.path.join(FLAGS.workdir, "data_scale.png"))
   print(table)
 
 

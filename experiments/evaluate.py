@@ -25,9 +25,8 @@ config_flags.DEFINE_config_file("config", None, "adajepa_jax/configs/stored.py:<
                                 "--config.section.key=value overrides.")
 flags.DEFINE_string("workdir", None, "Where tables, curves and GIFs are written.")
 flags.DEFINE_list("shifts", ["clean"], "Shift conditions (adajepa_jax.envs.shifts.names()).")
-flags.DEFINE_list("modes", ["frozen", "predlast+enclast"],
-                  "'frozen', 'oracle' / 'oracle_mujoco' (the ceiling planning with MJX / MuJoCo C rollouts; the "
-                  "latter is faster on CPU) and/or adaptation specs.")
+flags.DEFINE_list("modes", [], "'frozen', 'oracle' / 'oracle_mujoco' (the ceiling planning with MJX / MuJoCo C rollouts; the "
+                  "latter is faster on CPU) and/or adaptation specs. Default: frozen and the config's adapt.spec.")
 flags.DEFINE_integer("gifs", 2, "Episodes per run written as GIFs.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -40,7 +39,8 @@ def main(argv):
 
   config = FLAGS.config
   build.check_conditions(config.task.name, FLAGS.shifts)
-  build.check_modes(FLAGS.modes)
+  modes = FLAGS.modes or ["frozen", config.adapt.spec]
+  build.check_modes(modes)
   params = stored.load_params(config)
   os.makedirs(FLAGS.workdir, exist_ok=True)
   with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:
@@ -48,7 +48,7 @@ def main(argv):
   lrs = adaptation.learning_rates(config)
   print(f"adaptation learning rates: predictor {lrs[0]:g}, encoder {lrs[1]:g} (training: "
         f"{config.train.lr_predictor:g}, {config.train.lr_encoder:g})")
-  pipeline.evaluate_and_report(config, params, FLAGS.workdir, FLAGS.shifts, FLAGS.modes, gifs=FLAGS.gifs)
+  pipeline.evaluate_and_report(config, params, FLAGS.workdir, FLAGS.shifts, modes, gifs=FLAGS.gifs)
   with open(os.path.join(FLAGS.workdir, "success.md")) as f:
     print(f.read())
 

@@ -31,7 +31,7 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "adajepa_jax/configs/pointmaze.py:cpu", "Run config.")
 flags.DEFINE_string("workdir", "workdirs/quickstart", "Run folder.")
 flags.DEFINE_list("shifts", ["clean", "high_damping"], "Shift conditions to evaluate.")
-flags.DEFINE_list("modes", ["frozen", "predlast+enclast"], "'frozen' and/or adaptation specs.")
+flags.DEFINE_list("modes", [], "'frozen' and/or adaptation specs. Default: frozen and the config's adapt.spec.")
 
 
 def _report(workdir, config, manifest, evidence, success_md, timings):
@@ -84,7 +84,8 @@ def main(argv):
   config = FLAGS.config
   workdir = FLAGS.workdir
   # Validate every choice before the long stages start.
-  build.check_modes(FLAGS.modes)
+  modes = FLAGS.modes or ["frozen", config.adapt.spec]
+  build.check_modes(modes)
   build.check_conditions(config.task.name, FLAGS.shifts)
   os.makedirs(workdir, exist_ok=True)
   timings = {}
@@ -106,7 +107,7 @@ def main(argv):
   os.makedirs(eval_dir, exist_ok=True)
   with open(os.path.join(eval_dir, "config.json"), "w") as f:
     json.dump(config.to_dict(), f, indent=1, default=str)
-  pipeline.evaluate_and_report(config, params, eval_dir, FLAGS.shifts, FLAGS.modes)
+  pipeline.evaluate_and_report(config, params, eval_dir, FLAGS.shifts, modes)
   timings["evaluate"] = time.perf_counter() - t
 
   with open(os.path.join(eval_dir, "success.md")) as f:
