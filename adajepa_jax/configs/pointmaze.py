@@ -1,5 +1,5 @@
 """PointMaze-Medium: dynamics shifts (mass, damping). `--config=adajepa_jax/configs/pointmaze.py:cpu` (or
-:tiny, :paper). For the diverse-maze layout shift set `task.name = "pointmaze_diverse"`."""
+:tiny, :paper). The diverse-maze layout shift: `pointmaze_diverse.py`."""
 from adajepa_jax.configs import base
 
 
@@ -7,4 +7,5 @@ def get_config(scale="cpu"):
   c = base.base_config()
   c.task.name = "pointmaze_medium"
   c.plan.objective = "all"   # mazes: all frames weighted 2^i (reference/adajepa.md section 4)
+  c.plan.proprio_weight = 0.0   # the authors' PointMaze-Medium cost: the visual latent alone
   return base.apply_scale(c, scale)

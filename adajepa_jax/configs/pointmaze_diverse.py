@@ -1,0 +1,10 @@
+"""Diverse PointMaze: 30 seeded 8x8 layouts, the layout shift (train on 25, hold out 5).
+`--config=adajepa_jax/configs/pointmaze_diverse.py:cpu` (or :tiny, :paper)."""
+from adajepa_jax.configs import pointmaze
+
+
+def get_config(scale="cpu"):
+  c = pointmaze.get_config(scale)
+  c.task.name = "pointmaze_diverse"
+  c.plan.proprio_weight = 1.0   # the authors' diverse-maze cost: visual latent + proprio embedding
+  return c
