@@ -105,8 +105,7 @@ def main(argv):
   if FLAGS.episodes < 1:
     raise UsageError(f"--episodes={FLAGS.episodes}: must be >= 1")
   params = stored.load_params(config)
-  dec_params, wm = decoder.train_decoder(stored.get_config(config.checkpoint.workdir),
-                                         config.checkpoint.workdir, steps=FLAGS.decoder_steps)
+  dec_params, wm = decoder.train_decoder(config, config.checkpoint.workdir, steps=FLAGS.decoder_steps)
   full = dict(params, decoder=dec_params)
   decode = jax.jit(wm.decode)
   os.makedirs(FLAGS.workdir, exist_ok=True)

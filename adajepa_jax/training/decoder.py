@@ -39,7 +39,7 @@ def train_decoder(config: ml_collections.ConfigDict, workdir: str, steps: int = 
   """Trains (or resumes, or loads when finished) the decoder of the world model under `workdir`.
 
   Args:
-    config: the training config stored with `workdir`'s checkpoint (`configs/stored.get_config`).
+    config: `workdir`'s stored config (`configs/stored.get_config`; overrides outside its model section are fine).
     workdir: the training workdir (its data and its evaluated checkpoint, best else latest).
     steps, lr, batch_size: Adam steps, learning rate and batch size (each batch is every frame of
       `batch_size` training windows).
