@@ -7,7 +7,7 @@ WORKDIR ?= workdirs/quickstart
 
 .PHONY: venv demo test test-slow benchmark clean
 
-$(BIN)/.installed: setup.py
+$(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[test]"

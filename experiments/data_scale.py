@@ -66,7 +66,7 @@ def cell_rows(k, n, steps, summaries, modes, seeds):
   from adajepa_jax.envs import shapes, shifts
   from adajepa_jax.eval import metrics
   groups = {"seen": shapes.TRAIN_SHAPES[:k], "unseen": shapes.TEST_SHAPES}
-  pooled = {(m, g): metrics.pool_runs([summaries[shifts.shape_condition(s), m]["episodes"]["success_any"]
+  pooled = {(m, g): metrics.pool_runs([summaries[shifts.shape_condition(s), m].episodes["success_any"]
                                         for s in names], seeds)
             for m in modes for g, names in groups.items()}
   rows = []
@@ -121,7 +121,7 @@ def main(argv):
 
   base = FLAGS.config
   modes = FLAGS.modes or ["frozen", base.adapt.spec]
-  build.check_modes(modes)
+  build.parse_modes(modes)
   if base.task.name != "pushobj":
     from adajepa_jax.errors import UsageError
     raise UsageError(f"data_scale.py runs PushObj configs; got task {base.task.name!r}")
@@ -142,7 +142,7 @@ def main(argv):
     with open(os.path.join(eval_dir, "config.json"), "w") as f:
       json.dump(cfg.to_dict(), f, indent=1, default=str)
     done = pipeline.evaluate_and_report(cfg, params, eval_dir, conditions, modes, gifs=0)
-    summaries = {(s["condition"], s["mode"]): s for s in done}
+    summaries = {(s.condition, s.mode): s for s in done}
     rows += cell_rows(k, n, steps, summaries, modes, cfg.eval.seeds)
     columns = ["shapes_k", "per_shape", "trajectories", "steps", "mode", "seen_mean", "seen_diff_mean",
                "seen_diff_boot95", "unseen_mean", "unseen_diff_mean", "unseen_diff_boot95"]

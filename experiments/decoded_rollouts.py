@@ -91,7 +91,7 @@ def main(argv):
 
   config = FLAGS.config
   mode = FLAGS.mode or config.adapt.spec
-  build.check_modes([mode])
+  build.parse_modes([mode])
   build.check_conditions(config.task.name, FLAGS.shifts)
   horizon, budget = int(config.plan.horizon), int(config.eval.replans)
   try:

@@ -40,7 +40,7 @@ def main(argv):
   config = FLAGS.config
   build.check_conditions(config.task.name, FLAGS.shifts)
   modes = FLAGS.modes or ["frozen", config.adapt.spec]
-  build.check_modes(modes)
+  build.parse_modes(modes)
   params = stored.load_params(config)
   os.makedirs(FLAGS.workdir, exist_ok=True)
   with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:

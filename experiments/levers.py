@@ -15,7 +15,6 @@ success (the paper's test), the paired difference against the first row on the s
 final agent / block (reference units) and angle (degrees) errors. Finished rows are kept (resume).
 Writes <workdir>/<checkpoint name>__<variant>.json and <workdir>/levers.{csv,md}.
 """
-import json
 import os
 
 from absl import flags
@@ -90,27 +89,26 @@ def main(argv):
       path = os.path.join(FLAGS.workdir, f"{label}__{name}.json")
       summary = None
       if os.path.exists(path):   # a finished row is reused only if it ran the same episodes and overrides
-        with open(path) as f:
-          summary = json.load(f)
-        ran = (summary["seeds"], summary["episodes_per_seed"], summary["replans"], summary["overrides"])
+        summary = pipeline.read_summary(path)
+        ran = (summary.seeds, summary.episodes_per_seed, summary.replans, summary.extra.get("overrides"))
         if ran != (cfg.eval.seeds, cfg.eval.episodes, cfg.eval.replans, overrides):
           summary = None
       if summary is None:
         runs, _ = pipeline.run_conditions(cfg, params, [FLAGS.condition], "frozen")
-        summary = dict(runs[0][0], variant=name, overrides=overrides, checkpoint=ckpt)
-        with open(path, "w") as f:
-          json.dump(summary, f, indent=1)
+        summary = runs[0][0]
+        summary.extra.update(variant=name, overrides=overrides, checkpoint=ckpt)
+        pipeline.write_summary(summary, path)
       first = first or summary
-      diff = (metrics.paired_difference(summary["episodes"]["success_any"], first["episodes"]["success_any"],
+      diff = (metrics.paired_difference(summary.episodes["success_any"], first.episodes["success_any"],
                                         cfg.eval.seeds) if summary is not first else None)
-      err = summary["final_error_p50"]
+      err = summary.final_error_p50
       rows.append({
           "model": label, "variant": name, "overrides": " ".join(f"{k}={v}" for k, v in overrides.items()),
           "planner": cfg.plan.planner, "budget": f"{cfg.eval.replans}x1",
-          "episodes": summary["success_any"]["episodes"],
+          "episodes": summary.success_any.episodes,
           "r2_block_xy": f"{r2.get('block_x', np.nan):.2f}/{r2.get('block_y', np.nan):.2f}",
           "r2_angle_cos_sin": f"{r2.get('block_cos', np.nan):.2f}/{r2.get('block_sin', np.nan):.2f}",
-          "success_any_mean": summary["success_any"]["mean"], "success_any_ci95": summary["success_any"]["ci95"],
+          "success_any_mean": summary.success_any.mean, "success_any_ci95": summary.success_any.ci95,
           "diff_vs_first_mean": diff["mean"] if diff else float("nan"),
           "diff_boot95": f"[{diff['boot_lo']:.1f}, {diff['boot_hi']:.1f}]" if diff else "",
           "agent_err_p50": round(100 * err["agent_error"], 1), "block_err_p50": round(100 * err["block_error"], 1),

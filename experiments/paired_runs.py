@@ -9,7 +9,6 @@ compared with the first (paired difference of success_any on the same episodes: 
 Student-t 95% CI, and the paired bootstrap 95%); runs of other episodes (condition, evaluation seed, seeds,
 episodes per seed, replans) are refused before anything is written. Writes <out>.{csv,md}.
 """
-import json
 import os
 
 from absl import flags
@@ -27,6 +26,7 @@ flags.mark_flags_as_required(["runs", "out"])
 def parse_runs(items):
   """['a:x.json', 'b:y.json'] -> [('a', summary), ('b', summary)]; UsageError for a malformed or missing item."""
   from adajepa_jax.errors import UsageError
+  from adajepa_jax.eval import pipeline
   runs = []
   for item in items:
     label, sep, path = item.partition(":")
@@ -34,8 +34,7 @@ def parse_runs(items):
       raise UsageError(f"Malformed run {item!r}; expected label:path/to/results/<condition>__<mode>.json")
     if not os.path.isfile(path):
       raise UsageError(f"Run {label!r}: no file {path!r}")
-    with open(path) as f:
-      runs.append((label, json.load(f)))
+    runs.append((label, pipeline.read_summary(path)))
   if len(runs) < 2:
     raise UsageError(f"--runs needs a baseline and at least one more run; got {len(runs)}")
   return runs
@@ -45,33 +44,33 @@ def outcomes(summary, budget=None):
   """Per-episode success_any (0/1) of a run, within `budget` replans (None: the run's own budget)."""
   from adajepa_jax.errors import UsageError
   from adajepa_jax.eval import metrics
-  if budget is None or budget == summary["replans"]:
-    return summary["episodes"]["success_any"]
-  if not 1 <= budget <= summary["replans"]:
-    raise UsageError(f"--budget={budget}: must be in 1..{summary['replans']} (the runs' replans)")
-  if "first_success" not in summary["episodes"]:
+  if budget is None or budget == summary.replans:
+    return summary.episodes["success_any"]
+  if not 1 <= budget <= summary.replans:
+    raise UsageError(f"--budget={budget}: must be in 1..{summary.replans} (the runs' replans)")
+  if "first_success" not in summary.episodes:
     raise UsageError("--budget needs per-episode first successes, which this run summary (older code) lacks")
-  return metrics.success_within(summary["episodes"]["first_success"], budget).tolist()
+  return metrics.success_within(summary.episodes["first_success"], budget).tolist()
 
 
 def table(runs, budget=None):
   """Rows: each run's success and its paired difference against the first run (same episodes, checked)."""
-  from adajepa_jax.eval import metrics, pipeline
+  from adajepa_jax.eval import metrics, summary
   base = runs[0][1]
   for _, s in runs[1:]:
-    pipeline.check_same_episodes(s, base)
+    summary.check_same_episodes(s, base)
   rows = []
   for label, s in runs:
     mine = outcomes(s, budget)
-    d = None if s is base else metrics.paired_difference(mine, outcomes(base, budget), s["seeds"])
-    succ = metrics.seed_summary(mine, s["seeds"])
-    rows.append({"run": label, "condition": s["condition"], "mode": s["mode"], "planner": s["planner"],
-                 "budget": f"{budget or s['replans']}x1", "episodes": succ["episodes"],
+    d = None if s is base else metrics.paired_difference(mine, outcomes(base, budget), s.seeds)
+    succ = metrics.seed_summary(mine, s.seeds)
+    rows.append({"run": label, "condition": s.condition, "mode": s.mode, "planner": s.planner,
+                 "budget": f"{budget or s.replans}x1", "episodes": succ["episodes"],
                  "success_any_mean": succ["mean"], "success_any_ci95": succ["ci95"],
                  "diff_vs_first_mean": d["mean"] if d else float("nan"),
                  "diff_vs_first_ci95": d["ci95"] if d else float("nan"),
                  "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]" if d else "",
-                 "proprio_cost_pct": 100.0 * s.get("proprio_cost_share", float("nan"))})
+                 "proprio_cost_pct": 100.0 * s.proprio_cost_share})
   return rows
 
 

@@ -85,7 +85,7 @@ def main(argv):
   workdir = FLAGS.workdir
   # Validate every choice before the long stages start.
   modes = FLAGS.modes or ["frozen", config.adapt.spec]
-  build.check_modes(modes)
+  build.parse_modes(modes)
   build.check_conditions(config.task.name, FLAGS.shifts)
   os.makedirs(workdir, exist_ok=True)
   timings = {}

@@ -68,8 +68,9 @@ def test_recollect_command_parses_to_the_manifest_settings(monkeypatch):
 
 def _summary(outcomes, **changes):
   s = {"condition": "clean", "mode": "predlast+enclast", "planner": "cem", "replans": 20, "seeds": 2,
-       "episodes_per_seed": 4, "eval_seed": 0, "success_any": {"mean": 100.0 * sum(outcomes) / len(outcomes),
-                                                              "ci95": 0.0, "episodes": len(outcomes)},
+       "episodes_per_seed": 4, "eval_seed": 0, "settings": {"plan": {}, "adapt": {}, "checkpoint": None},
+       "success_any": {"mean": 100.0 * sum(outcomes) / len(outcomes), "ci95": 0.0, "per_seed": [],
+                       "episodes": len(outcomes)},
        "episodes": {"success_any": outcomes}, "proprio_cost_share": 0.25}
   return dict(s, **changes)
 
@@ -93,7 +94,7 @@ def test_paired_runs_on_known_outcomes(tmp_path):
   assert r.returncode == 2 and "first successes" in r.stderr     # these summaries have no first_success
   r = _run("paired_runs.py", f"--runs=uniform:{paths['a']},other:{paths['c']}", f"--out={tmp_path}/bad")
   lines = r.stderr.strip().splitlines()
-  assert r.returncode == 2 and len(lines) == 1 and "Runs differ in eval_seed: 2 vs 0" in lines[0], r.stderr
+  assert r.returncode == 2 and len(lines) == 1 and "differ in eval_seed: 2 vs 0" in lines[0], r.stderr
   assert not (tmp_path / "bad.md").exists()
 
 

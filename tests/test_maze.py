@@ -310,3 +310,37 @@ def test_mj_model_for_mirrors_the_mjx_model(env):
     np.testing.assert_allclose(np.asarray(getattr(mx, field)), getattr(mj, field), rtol=1e-5, err_msg=field)
   with pytest.raises(ValueError, match="inner corner"):
     maze.cross_check_scenarios(mazes.parse("###\n#O#\n###"), 4)
+
+
+def test_simulate_mujoco_replays_the_cross_check(env, cross):
+  """The generic host rollout (`HostPhysics.simulate_mujoco`) steps the same C model as the cross-check, so on
+  the corner scenario (both walls touched) it gives the cross-check's MuJoCo C trajectory."""
+  from types import SimpleNamespace
+  walls, runs = cross
+  start, actions = maze.cross_check_scenarios(walls, CROSS_STEPS, seed=1)["corner"]
+  task = env.make_task(walls, start, start)
+  state = SimpleNamespace(info={"task": task, "state": jnp.concatenate([jnp.asarray(start, jnp.float32),
+                                                                       jnp.zeros(2)])})
+  host = np.asarray(env.simulate_mujoco(state, jnp.asarray(actions, jnp.float32)))
+  np.testing.assert_allclose(host, runs["corner"]["c"][1:], atol=1e-5)
+
+
+def test_goal_cost_is_distance_in_success_radii(env):
+  goal = jnp.array([2.0, 3.0, 0.0, 0.0])
+  states = jnp.array([[2.0, 3.0, 1.0, 1.0], [2.0 + maze.SUCCESS_DISTANCE, 3.0, 0.0, 0.0], [4.0, 3.0, 0.0, 0.0]])
+  np.testing.assert_allclose(env.goal_cost(states, goal), [0.0, 1.0, (2.0 / maze.SUCCESS_DISTANCE) ** 2],
+                             rtol=1e-6)
+
+
+def test_task_env_declares_every_member_callers_use():
+  """A task missing a declared member fails at construction, naming it, not late inside a program."""
+  from adajepa_jax.envs import base
+
+  class NoCost(base.TaskEnv):
+    sample_task = reset_to = step = render = simulate = lambda *a: None
+
+  with pytest.raises(TypeError, match="goal_cost"):
+    NoCost()
+  assert isinstance(env_medium := envs.make("pointmaze_medium", image_size=IMAGE), base.HostPhysics)
+  assert not isinstance(env_medium, base.ExpertPolicy)
+  assert isinstance(envs.make("pusht", image_size=IMAGE), base.ExpertPolicy)

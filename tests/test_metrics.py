@@ -8,7 +8,7 @@ from adajepa_jax.eval import metrics
 def test_seed_summary_known_values():
   s = metrics.seed_summary(np.array([1, 1, 0, 0, 1, 0, 1, 1]), seeds=2)   # seeds: 50%, 75%
   assert s["per_seed"] == [50.0, 75.0] and s["mean"] == 62.5
-  assert s["ci95"] == pytest.approx(12.706 * np.std([50, 75], ddof=1) / np.sqrt(2))
+  assert s["ci95"] == pytest.approx(12.706 * np.std([50, 75], ddof=1) / np.sqrt(2), rel=1e-4)
 
 
 def test_paired_difference_known_answer():
@@ -20,7 +20,7 @@ def test_paired_difference_known_answer():
   d = metrics.paired_difference(treated, control, seeds=3)
   per_seed = [100 * (treated[s * 50:(s + 1) * 50] - control[s * 50:(s + 1) * 50]).mean() for s in range(3)]
   assert d["per_seed"] == pytest.approx(per_seed) and d["mean"] == pytest.approx(20.0)
-  assert d["ci95"] == pytest.approx(4.303 * np.std(per_seed, ddof=1) / np.sqrt(3))
+  assert d["ci95"] == pytest.approx(4.303 * np.std(per_seed, ddof=1) / np.sqrt(3), rel=1e-4)
   assert d["boot_lo"] < 20.0 < d["boot_hi"] and d["boot_lo"] > 0.0   # only gains: the interval excludes 0
   # Identical arms: exactly zero, with a degenerate interval; a pure loss flips the sign.
   same = metrics.paired_difference(control, control, seeds=3)
@@ -62,3 +62,12 @@ def test_pool_runs_keeps_seeds_apart():
   pooled = metrics.pool_runs([a, b], seeds=2)
   np.testing.assert_array_equal(pooled, [1, 0, 1, 1, 1, 0, 0, 1, 0, 0])
   assert metrics.seed_summary(pooled, 2)["per_seed"] == [80.0, 20.0]
+
+
+def test_t_quantiles_match_the_statistical_table():
+  """t_{0.975, df} from scipy against printed table values (4 significant digits), and its normal limit."""
+  for df, table in [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (29, 2.045)]:
+    assert metrics.t_quantile_975(df) == pytest.approx(table, abs=6e-4)
+  assert metrics.t_quantile_975(100_000) == pytest.approx(1.95996, abs=1e-4)
+  with pytest.raises(ValueError, match="at least 2 seeds"):
+    metrics.t_quantile_975(0)

@@ -88,7 +88,7 @@ def test_adaptation_changes_only_what_follows_the_first_update(results):
 def test_bad_mode_and_shift_fail_fast(tiny_pusht):
   cfg = tiny_pusht[0]
   with pytest.raises(ValueError, match="valid specs"):
-    build.check_modes(["frozen", "predlast+encmiddle"])
+    build.parse_modes(["frozen", "predlast+encmiddle"])
   with pytest.raises(ValueError, match="Unknown"):
     build.check_conditions(cfg.task.name, ["blurry"])
 

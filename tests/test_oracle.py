@@ -6,7 +6,7 @@ import pytest
 
 from adajepa_jax import envs
 from adajepa_jax.configs import pusht
-from adajepa_jax.eval import build
+from adajepa_jax.eval import build, summary
 from adajepa_jax.mpc import episode_keys, evaluate, make_oracle_episode, oracle
 
 # MuJoCo C (float64) vs MJX (float32) from the same state: measured max |difference| ~1e-5 over 7 control steps
@@ -89,13 +89,15 @@ def test_simulate_mujoco_matches_mjx(setup):
 def test_oracle_physics_choices(setup):
   """Both oracle modes pass the mode check; an unknown physics, or one the env lacks, raises."""
   cfg, env = setup
-  build.check_modes(["frozen", *build.ORACLE_MODES])
-  assert set(build.ORACLE_MODES.values()) == set(oracle.PHYSICS)
+  modes = build.parse_modes(["frozen", *summary.ORACLE_PHYSICS])
+  assert [m.kind for m in modes] == ["frozen", "oracle", "oracle"]
+  assert [str(m) for m in modes] == ["frozen", *summary.ORACLE_PHYSICS]
+  assert set(summary.ORACLE_PHYSICS.values()) == set(oracle.PHYSICS)
   with pytest.raises(ValueError, match="mjx, mujoco"):
     make_oracle_episode(env, cfg, physics="bogus")
   mjx_only = type("MjxOnly", (), {"simulate": env.simulate, "goal_cost": env.goal_cost, "action_size": 2})()
   make_oracle_episode(mjx_only, cfg)
-  with pytest.raises(ValueError, match="simulate_mujoco"):
+  with pytest.raises(ValueError, match="HostPhysics"):
     make_oracle_episode(mjx_only, cfg, physics="mujoco")
 
 

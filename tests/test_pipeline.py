@@ -5,12 +5,17 @@ import os
 import subprocess
 import sys
 
+import re
+
 import jax
+import ml_collections
 import pytest
 
 from adajepa_jax import envs
 from adajepa_jax.configs import pusht
+from adajepa_jax.errors import UsageError
 from adajepa_jax.eval import build, metrics, pipeline
+from adajepa_jax.eval.summary import RunSummary
 
 MODES = ["frozen", "predlast+enclast"]
 CONDITIONS = ["clean", "blur", "low_mass"]   # as tests/test_mpc.py: the same programs (compilation cache hits)
@@ -39,24 +44,27 @@ def test_report_files(run):
   assert [(r["condition"], r["mode"]) for r in rows] == [(c, m) for c in CONDITIONS for m in MODES]
   for row, s in zip(rows, summaries):
     assert int(row["episodes"]) == cfg.eval.seeds * cfg.eval.episodes
-    assert float(row["success_any_mean"]) == pytest.approx(s["success_any"]["mean"])
+    assert float(row["success_any_mean"]) == pytest.approx(s.success_any.mean)
     assert 0.0 <= float(row["success_any_mean"]) <= 100.0
-    assert len(s["curve"]) == cfg.eval.replans
-    assert s["evaluated_with"] == CONDITIONS   # one program per mode ran the three conditions
-    assert len(s["episodes"]["success_any"]) == cfg.eval.seeds * cfg.eval.episodes
-    within = metrics.success_within(s["episodes"]["first_success"], cfg.eval.replans)
-    assert within.tolist() == s["episodes"]["success_any"]
-    assert set(s["final_error_p50"]) >= {"agent_error", "block_error", "angle_error"}
+    assert len(s.curve) == cfg.eval.replans
+    assert s.evaluated_with == CONDITIONS   # one program per mode ran the three conditions
+    assert len(s.episodes["success_any"]) == cfg.eval.seeds * cfg.eval.episodes
+    within = metrics.success_within(s.episodes["first_success"], cfg.eval.replans)
+    assert within.tolist() == s.episodes["success_any"]
+    assert set(s.final_error_p50) >= {"agent_error", "block_error", "angle_error"}
     # The proprio term's share of the chosen plans' cost, from the per-replan terms the summary keeps.
-    proprio, visual = sum(s["plan_proprio_cost"]), sum(s["plan_visual_cost"])
-    assert s["proprio_cost_share"] == pytest.approx(proprio / (proprio + visual), rel=1e-4)
-    assert 0.0 < s["proprio_cost_share"] < 1.0
-    assert float(row["proprio_cost_pct"]) == pytest.approx(100 * s["proprio_cost_share"])
-    if s["mode"] != "frozen":   # the paired difference against frozen on the same episodes
-      f = next(x for x in summaries if x["condition"] == s["condition"] and x["mode"] == "frozen")
-      expected = metrics.paired_difference(s["episodes"]["success_any"], f["episodes"]["success_any"],
-                                           cfg.eval.seeds)
+    proprio, visual = sum(s.plan_proprio_cost), sum(s.plan_visual_cost)
+    assert s.proprio_cost_share == pytest.approx(proprio / (proprio + visual), rel=1e-4)
+    assert 0.0 < s.proprio_cost_share < 1.0
+    assert float(row["proprio_cost_pct"]) == pytest.approx(100 * s.proprio_cost_share)
+    assert s.eval_seed == cfg.eval.seed and s.commit
+    if s.mode != "frozen":   # the paired difference against frozen on the same episodes
+      f = next(x for x in summaries if x.condition == s.condition and x.mode == "frozen")
+      expected = metrics.paired_difference(s.episodes["success_any"], f.episodes["success_any"], cfg.eval.seeds)
       assert float(row["diff_vs_frozen_mean"]) == pytest.approx(expected["mean"])
+    # The file is the summary: read back, it is equal field for field.
+    path = os.path.join(workdir, "results", f"{s.condition}__{s.mode}.json")
+    assert pipeline.read_summary(path) == s
 
 
 def test_resume_skips_finished_runs(run, monkeypatch):
@@ -67,7 +75,29 @@ def test_resume_skips_finished_runs(run, monkeypatch):
 
   monkeypatch.setattr(pipeline, "run_conditions", fail)
   again = pipeline.evaluate_and_report(cfg, params, workdir, CONDITIONS, MODES, progress=False)
-  assert json.dumps(again, sort_keys=True) == json.dumps(summaries, sort_keys=True)
+  assert again == summaries
+  # A frozen run does not depend on the adaptation settings: changing them still resumes it.
+  other_lr = ml_collections.ConfigDict(cfg.to_dict())
+  other_lr.adapt.lr_predictor = 0.5
+  assert pipeline.evaluate_and_report(other_lr, params, workdir, CONDITIONS, ["frozen"], progress=False) == [
+      s for s in summaries if s.mode == "frozen"]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("eval.seed", 7, "eval_seed: 0 vs 7"),
+    ("plan.proprio_weight", 3.0, "settings.plan.proprio_weight"),
+    ("adapt.lr_predictor", 0.5, "settings.adapt.lr_predictor: None vs 0.5"),
+])
+def test_resume_refuses_a_run_of_other_settings(run, monkeypatch, key, value, message):
+  """A workdir holding a finished run with other episodes or settings is refused, naming the difference,
+  before anything runs (it would otherwise be reused and paired as if it were this run)."""
+  cfg, params, workdir, _ = run
+  monkeypatch.setattr(pipeline, "run_conditions", lambda *a, **k: pytest.fail("ran before the check"))
+  changed = ml_collections.ConfigDict(cfg.to_dict())
+  section, field = key.split(".")
+  changed[section][field] = value
+  with pytest.raises(UsageError, match=re.escape(message)):
+    pipeline.evaluate_and_report(changed, params, workdir, CONDITIONS, MODES, progress=False)
 
 
 def test_bad_input_fails_before_any_work(tmp_path):
@@ -106,13 +136,14 @@ def test_paired_differences_between_modes_on_known_outcomes(tmp_path):
 
   def summary(mode, outcomes):
     mean = 100.0 * sum(outcomes) / len(outcomes)
-    return {"condition": "clean", "mode": mode, "planner": "cem", "replans": 2, "seeds": 2,
-            "success_any": {"mean": mean, "ci95": 0.0, "episodes": 10},
-            "success_final": {"mean": mean, "ci95": 0.0, "episodes": 10}, "skipped_steps": 0,
-            "curve": [0.0, mean], "episodes": {"success_any": outcomes, "success_final": outcomes}}
+    stat = {"mean": mean, "ci95": 0.0, "per_seed": [], "episodes": 10}
+    return RunSummary.from_json({
+        "condition": "clean", "mode": mode, "planner": "cem", "replans": 2, "seeds": 2, "episodes_per_seed": 5,
+        "success_any": stat, "success_final": stat, "skipped_steps": 0, "curve": [0.0, mean],
+        "episodes": {"success_any": outcomes, "success_final": outcomes}})
 
   summaries = [summary("frozen", frozen), summary("A", a), summary("B", b)]
-  pipeline._write_outputs(str(tmp_path), summaries, ["clean"], ["frozen", "A", "B"])
+  pipeline._write_outputs(str(tmp_path), summaries, ["clean"])
   with open(tmp_path / "success.csv") as f:
     diffs = {r["mode"]: r["diff_vs_frozen_mean"] for r in csv.DictReader(f)}
   assert float(diffs["A"]) == pytest.approx(10.0) and float(diffs["B"]) == pytest.approx(30.0)

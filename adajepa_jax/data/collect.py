@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adajepa_jax.data import storage
+from adajepa_jax.envs import base as envs_base
 
 _TASK_ID_FIELDS = ("shape_id", "layout_id", "task_id")
 
@@ -51,8 +52,9 @@ def make_collect(env, length, expert_fraction=0.0):
   expert_fraction = float(expert_fraction)
   if not 0.0 <= expert_fraction <= 1.0:
     raise ValueError(f"expert_fraction must be in [0, 1], got {expert_fraction!r}")
-  if expert_fraction > 0 and not hasattr(env, "expert_action"):
-    raise ValueError(f"{type(env).__name__} has no expert_action; use expert_fraction=0")
+  if expert_fraction > 0 and not isinstance(env, envs_base.ExpertPolicy):
+    raise ValueError(f"{type(env).__name__} has no expert policy (envs.base.ExpertPolicy); use "
+                     "expert_fraction=0")
 
   def episode(key):
     k_reset, k_act, k_mix = jax.random.split(key, 3)

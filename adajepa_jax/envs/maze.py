@@ -37,7 +37,7 @@ import numpy as np
 from flax import struct
 from mujoco import mjx
 
-from adajepa_jax.envs import base, mazes, registry, render
+from adajepa_jax.envs import base, mazes, render
 
 BALL_RADIUS = 0.1
 BALL_DENSITY = 1000.0
@@ -131,7 +131,7 @@ def _resolve_layouts(layouts):
   return np.stack([mazes.pad(a, shape) for a in arrays]), tuple(range(len(arrays)))
 
 
-class PointMaze(base.TaskEnv):
+class PointMaze(base.TaskEnv, base.HostPhysics):
   """PointMaze task (see the module docstring).
 
   Args:
@@ -148,6 +148,8 @@ class PointMaze(base.TaskEnv):
     explore_momentum: momentum of the exploration actions (0 = white noise).
     show_goal: draw a goal marker in observations (off by default; the goal is given as an image).
   """
+  # The task fields `mj_model_for` reads (the host model cache's key).
+  mj_task_fields = ("walls", "mass_scale", "damping_scale", "friction_scale")
   # 1: contact margin 0 and mass-scaled inverse weights (commit 201386a, 2026-12-02; MuJoCo C and MJX agree at walls).
   physics_version = 1
 
@@ -361,6 +363,17 @@ class PointMaze(base.TaskEnv):
     md.ctrl[:] = np.clip(action, -1.0, 1.0)
     mujoco.mj_step(mj, md, nstep=FRAME_SKIP)
 
+  def mj_set_state(self, md, state_vec):
+    """qpos = ball xy, qvel = its velocity."""
+    md.qpos[:], md.qvel[:] = state_vec[:2], state_vec[2:4]
+
+  def mj_get_state(self, md):
+    return np.concatenate([md.qpos, md.qvel])
+
+  def goal_cost(self, state_vec, goal_state):
+    """Squared distance of the ball to the goal in units of the success radius: f32[...] (< 1 inside it)."""
+    return jnp.sum(jnp.square(state_vec[..., :2] - goal_state[..., :2]), -1) / SUCCESS_DISTANCE ** 2
+
   def cross_check(self, task, actions, vel=(0.0, 0.0)):
     """Steps MJX (this env's physics, jitted) and plain MuJoCo C from the same state with the same actions.
 
@@ -519,7 +532,7 @@ def cross_check_scenarios(walls, steps, seed=0):
           for name, (s, a) in scenarios.items()}
 
 
-_PRESETS = {
+PRESETS = {
     "pointmaze_umaze": dict(layouts="umaze", goal_rule="bfs", goal_band="near", jitter=0.25,
                             init_vel_std=0.1),
     "pointmaze_medium": dict(layouts="medium", goal_rule="euclid", min_goal_distance=3.0, jitter=0.25,
@@ -531,13 +544,10 @@ _PRESETS = {
 }
 
 
-def _constructor(name):
+def constructor(name):
+  """The constructor of the preset task `name` (a key of `PRESETS`), as `envs.registry` registers it."""
   def make(**kwargs):
-    return PointMaze(**{**_PRESETS[name], **kwargs})
+    return PointMaze(**{**PRESETS[name], **kwargs})
   make.__name__ = f"make_{name}"
-  make.__doc__ = f"Builds {name}: PointMaze with defaults {_PRESETS[name]} (kwargs override)."
+  make.__doc__ = f"Builds {name}: PointMaze with defaults {PRESETS[name]} (kwargs override)."
   return make
-
-
-for _name in _PRESETS:
-  registry.register(_name, _constructor(_name))

@@ -67,8 +67,6 @@ DEFAULT_COLOURS = {
 STATE_SIZE = 7
 PROPRIO_SIZE = 4
 # PushTask fields that set the plain MuJoCo model (`mj_model_for`); `simulate_mujoco` caches models by them.
-_MJ_TASK_FIELDS = ("boxes", "mass", "inertia", "mass_scale", "damping_scale", "friction_scale")
-_MJ_CACHE_SIZE = 256
 
 
 @struct.dataclass
@@ -185,7 +183,7 @@ def _errors(state_vec, goal_state, symmetry=1):
   return pos_err, jnp.abs(_wrap(state_vec[..., 4] - goal_state[..., 4], symmetry))
 
 
-class PushEnv(base.TaskEnv):
+class PushEnv(base.TaskEnv, base.ExpertPolicy, base.HostPhysics):
   """PushT / PushObj task (brax `Env` protocol, MJX physics, pure-JAX rendering).
 
   Args:
@@ -204,6 +202,8 @@ class PushEnv(base.TaskEnv):
       state after `goal_steps` exploration steps (`explore_action`; goals about 10x farther).
     colours: optional overrides of `DEFAULT_COLOURS`.
   """
+  # The task fields `mj_model_for` reads (the host model cache's key).
+  mj_task_fields = ("boxes", "mass", "inertia", "mass_scale", "damping_scale", "friction_scale")
 
   def __init__(self, shapes=("T",), image_size: int = 64, max_boxes: Optional[int] = None,
                substeps: int = 10, timestep: float = 0.01, goal_steps: int = 25, goal_rule: str = "expert",
@@ -247,7 +247,6 @@ class PushEnv(base.TaskEnv):
     self._ref_inertia = float(mj.body_inertia[self._block_body, 2])
     self._ref_invweight = np.asarray(mj.body_invweight0[self._block_body], np.float32)
     self._pixels = R.pixel_centres(self.image_size, ARENA)
-    self._mj_models = {}   # `simulate_mujoco`'s model cache
 
   # --- brax Env protocol -------------------------------------------------------------------------------
   @property
@@ -394,22 +393,12 @@ class PushEnv(base.TaskEnv):
     canvas = R.paint(canvas, R.coverage(R.disc_sdf(p, state_vec[:2], AGENT_RADIUS), px), col["agent"])
     return R.to_uint8(canvas)
 
-  def simulate_mujoco(self, state, actions):
-    """`simulate` in plain MuJoCo C on the host: f32[T, 7] after each of `actions` f32[T, 2] from `state`.
-
-    A `jax.pure_callback` (works under jit and vmap; a vmapped batch is one call that loops over it in numpy)
-    stepping `mj_model_for(task)` with `mj_control_step`. It starts from `state.info['state']` with the block
-    at rest and no solver warm start. Faster than MJX on CPU: the oracle's `physics='mujoco'`."""
-    out = jax.ShapeDtypeStruct(jnp.shape(actions)[:-1] + (STATE_SIZE,), jnp.float32)
-    return jax.pure_callback(self._simulate_host, out, state.info["state"], actions, state.info["task"],
-                             vmap_method="broadcast_all")
-
   def mj_model_for(self, task=0):
     """A plain MuJoCo (C) `MjModel` of `task` (an unbatched PushTask, or the index of one of the env's shapes
     with unit dynamics scales): the block fields that `_model` sets in MJX, then `mj_setConst`."""
     if isinstance(task, (int, np.integer)):
       task = self.task_for_shape(task)
-    t = {k: np.asarray(getattr(task, k), np.float64) for k in _MJ_TASK_FIELDS}
+    t = {k: np.asarray(getattr(task, k), np.float64) for k in self.mj_task_fields}
     mass, inertia = t["mass"] * t["mass_scale"], t["inertia"] * t["mass_scale"]
     mj = mujoco.MjModel.from_xml_string(_mjcf(self.max_boxes, self.mj_model.opt.timestep))
     g, b = self._block_geoms, self._block_body
@@ -429,6 +418,13 @@ class PushEnv(base.TaskEnv):
     md.ctrl[:] = np.clip(md.qpos[:2] + ACTION_SCALE * np.clip(action, -1.0, 1.0), lo, hi)
     mujoco.mj_step(mj, md, nstep=self.substeps)
     md.qvel[self._block_dofs] = 0.0
+
+  def mj_set_state(self, md, state_vec):
+    """qpos = agent xy, block xy, angle; qvel = the agent's velocity (the block at rest)."""
+    md.qpos[:5], md.qvel[:2] = state_vec[:5], state_vec[5:]
+
+  def mj_get_state(self, md):
+    return np.concatenate([md.qpos[:5], md.qvel[:2]])
 
   # --- internals --------------------------------------------------------------------------------------
   def _obs(self, state_vec, task):
@@ -485,32 +481,6 @@ class PushEnv(base.TaskEnv):
     data = data.replace(ctrl=target)
     data = jax.lax.fori_loop(0, self.substeps, lambda _, d: _mjx_step(model, d), data)
     return data.replace(qvel=data.qvel.at[self._block_dofs].set(0.0))
-
-  def _simulate_host(self, state_vec, actions, task):
-    """numpy side of `simulate_mujoco`: state_vec [..., 7], actions [..., T, 2], a PushTask batched [...] ->
-    f32[..., T, 7]. Models are cached by the task's block and dynamics fields."""
-    batch = state_vec.shape[:-1]
-    n = int(np.prod(batch))
-    flat = lambda x: np.reshape(x, (n,) + np.shape(x)[len(batch):])
-    state_vec, actions, task = flat(state_vec), flat(actions), jax.tree.map(flat, task)
-    out = np.empty(actions.shape[:-1] + (STATE_SIZE,), np.float32)
-    mj = md = None
-    for i in range(n):
-      task_i = jax.tree.map(lambda x: x[i], task)
-      key = b"".join(np.asarray(getattr(task_i, k)).tobytes() for k in _MJ_TASK_FIELDS)
-      model = self._mj_models.get(key)
-      if model is None:
-        if len(self._mj_models) >= _MJ_CACHE_SIZE:
-          self._mj_models.clear()
-        model = self._mj_models[key] = self.mj_model_for(task_i)
-      if model is not mj:
-        mj, md = model, mujoco.MjData(model)
-      mujoco.mj_resetData(mj, md)
-      md.qpos[:5], md.qvel[:2] = state_vec[i, :5], state_vec[i, 5:]
-      for t, a in enumerate(actions[i]):
-        self.mj_control_step(mj, md, a)
-        out[i, t, :5], out[i, t, 5:] = md.qpos[:5], md.qvel[:2]
-    return out.reshape(batch + out.shape[1:])
 
   def _block_radius(self, task):
     corner = jnp.linalg.norm(jnp.abs(task.boxes[:, :2]) + task.boxes[:, 2:], axis=-1)

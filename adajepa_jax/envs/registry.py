@@ -1,5 +1,8 @@
 """One place that lists every task: name -> constructor, registered with brax too.
 
+The project's tasks are registered at the bottom of this module: `pusht`, `pushobj` and the PointMaze presets
+(`maze.PRESETS`). Users add their own with `register`.
+
 `make(name, **kwargs)` builds a task; `brax.envs.get_environment(name, **kwargs)` gives the same object.
 """
 from typing import Callable
@@ -28,3 +31,14 @@ def make(name: str, **kwargs) -> base.TaskEnv:
   if name not in _TASKS:
     raise UsageError(f"Unknown task {name!r}; valid tasks: {', '.join(names())}")
   return _TASKS[name](**kwargs)
+
+
+def _register_project_tasks():
+  from adajepa_jax.envs import maze, push
+  register("pusht", push.make_pusht)
+  register("pushobj", push.make_pushobj)
+  for name in maze.PRESETS:
+    register(name, maze.constructor(name))
+
+
+_register_project_tasks()

@@ -9,9 +9,7 @@ import ml_collections
 
 from adajepa_jax import models
 from adajepa_jax.envs import shifts
-
-# Oracle mode name -> the physics of its planning rollouts (`mpc.make_oracle_episode`).
-ORACLE_MODES = {"oracle": "mjx", "oracle_mujoco": "mujoco"}
+from adajepa_jax.eval import summary
 
 
 def world_model_for(config, env):
@@ -22,20 +20,19 @@ def world_model_for(config, env):
 
 
 def mode_config(config, mode):
-  """A copy of `config` with adaptation off (mode "frozen") or on with spec `mode`."""
+  """A copy of `config` with adaptation on with the spec of an adaptive `mode` (a `Mode` or a mode name),
+  off otherwise (frozen, oracle)."""
+  mode = summary.Mode.parse(mode) if isinstance(mode, str) else mode
   cfg = ml_collections.ConfigDict(config.to_dict())
-  cfg.adapt.enabled = mode != "frozen"
-  if mode != "frozen":
-    cfg.adapt.spec = mode
+  cfg.adapt.enabled = mode.adapts
+  if mode.adapts:
+    cfg.adapt.spec = mode.spec
   return cfg
 
 
-def check_modes(modes):
-  """Raises UsageError for a mode that is neither 'frozen', an oracle mode nor a valid adaptation spec."""
-  from adajepa_jax import adaptation
-  for mode in modes:
-    if mode != "frozen" and mode not in ORACLE_MODES:
-      adaptation.parse(mode)   # UsageError naming the valid atoms
+def parse_modes(modes):
+  """Mode names -> [`Mode`]; UsageError naming the valid choices for a bad one (before anything runs)."""
+  return [summary.Mode.parse(m) for m in modes]
 
 
 def check_conditions(task_name, conditions):

@@ -2,18 +2,13 @@
 import math
 
 import numpy as np
-
-# Two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30 (standard statistical table values).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042)
-
+import scipy.stats
 
 def t_quantile_975(df):
-  """t_{0.975} for `df` degrees of freedom (normal 1.96 beyond the table)."""
+  """The two-sided 95% Student-t quantile t_{0.975, df} (`scipy.stats.t`)."""
   if df < 1:
     raise ValueError(f"need at least 2 seeds for a confidence interval, got df={df}")
-  return _T975[df - 1] if df <= len(_T975) else 1.96
+  return float(scipy.stats.t.ppf(0.975, df))
 
 
 def seed_summary(success, seeds):

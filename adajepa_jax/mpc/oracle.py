@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from adajepa_jax import planning
+from adajepa_jax.envs import base as envs_base
 from adajepa_jax.envs import shifts as shifts_lib
 from adajepa_jax.mpc.episode import EpisodeProgram, EpisodeResult
 from adajepa_jax.planning import objectives
@@ -37,17 +38,16 @@ def make_oracle_episode(env, cfg, conditions=None, physics="mjx") -> EpisodeProg
   its per_replan prediction errors are 0. `mpc.evaluate` runs it like any program.
 
   Args:
-    env: a task env with the simulator `PHYSICS[physics]` (`simulate(state, actions f32[T, a]) -> f32[T, S]`)
-      and `goal_cost(states, goal)`.
+    env: a `TaskEnv` (its `simulate` and `goal_cost`; `physics='mujoco'` also needs `envs.base.HostPhysics`).
     cfg: the full config (data.frameskip, plan.*, eval.replans are read).
     conditions: as in `make_episode`; only their task transforms matter (the simulator sees no pixels).
     physics: 'mjx' or 'mujoco', the engine of the planning rollouts (see the module docstring).
   """
   if physics not in PHYSICS:
     raise ValueError(f"Unknown oracle physics {physics!r}; valid: {', '.join(PHYSICS)}")
-  if not (hasattr(env, PHYSICS[physics]) and hasattr(env, "goal_cost")):
-    raise ValueError(f"{type(env).__name__} has no {PHYSICS[physics]} / goal_cost: the oracle with "
-                     f"physics={physics!r} needs both")
+  if physics == "mujoco" and not isinstance(env, envs_base.HostPhysics):
+    raise ValueError(f"{type(env).__name__} has no plain-MuJoCo physics (envs.base.HostPhysics): the oracle "
+                     "with physics='mujoco' needs it; use physics='mjx'")
   simulate = getattr(env, PHYSICS[physics])
   if cfg.plan.planner == "gd":
     raise ValueError("the oracle plans with 'cem' or 'mppi' (the simulator gives no gradients), got 'gd'")
