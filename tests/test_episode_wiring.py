@@ -35,8 +35,8 @@ def test_cached_trunk_features_match_re_encoding_pixels(tiny_pusht):
     c.adapt.lr_encoder = 0.0
     program = make_episode(env, wm, c, record_frames=False)
     carry = jax.jit(program.init)(params, keys[0])
-    assert set(carry.context.obs) == ({"features", "proprio"} if spec == "predlast" else {"pixels", "proprio"})
-    assert set(carry.buffer.windows) >= set(carry.context.obs)
+    assert set(carry.model.context.obs) == ({"features", "proprio"} if spec == "predlast" else {"pixels", "proprio"})
+    assert set(carry.model.buffer.windows) >= set(carry.model.context.obs)
     runs[spec] = jax.tree.map(np.asarray, evaluate(program, params, keys[:2], mesh=None))
   cached, pixels = runs["predlast"], runs["predlast+encfirst"]
   np.testing.assert_array_equal(cached.success_any, pixels.success_any)

@@ -344,3 +344,21 @@ def test_task_env_declares_every_member_callers_use():
   assert isinstance(env_medium := envs.make("pointmaze_medium", image_size=IMAGE), base.HostPhysics)
   assert not isinstance(env_medium, base.ExpertPolicy)
   assert isinstance(envs.make("pusht", image_size=IMAGE), base.ExpertPolicy)
+
+
+@pytest.mark.slow
+def test_oracle_plans_on_a_maze():
+  """The planning ceiling runs on the maze through the one episode program, with MJX or MuJoCo C rollouts,
+  on the same episodes (slow: about a minute of compilation)."""
+  from adajepa_jax.configs import pointmaze
+  from adajepa_jax.mpc import episode_keys, evaluate, make_oracle_episode
+  cfg = pointmaze.get_config("tiny")
+  cfg.plan.cem.update(samples=16, elites=4, iterations=2)
+  cfg.eval.replans = 2
+  env = envs.make(cfg.task.name, **cfg.task.kwargs)
+  keys = episode_keys(0, 1, 2)
+  runs = {p: evaluate(make_oracle_episode(env, cfg, physics=p), None, keys, mesh=None) for p in ("mjx", "mujoco")}
+  np.testing.assert_array_equal(runs["mjx"].goal_state, runs["mujoco"].goal_state)
+  np.testing.assert_array_equal(runs["mjx"].states[:, 0], runs["mujoco"].states[:, 0])
+  for r in runs.values():
+    assert r.states.shape == (2, 3, env.state_size) and np.all(np.isfinite(r.per_replan["plan_cost"]))

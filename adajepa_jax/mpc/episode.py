@@ -1,8 +1,11 @@
-"""One MPC episode = one `lax.scan` over replans (frozen or adaptive: the same program).
+"""One MPC episode = one `lax.scan` over replans, for any `PlanningModel` (frozen, adaptive, or the true
+simulator of `mpc.oracle`: the same program).
 
-Per replan:  encode context + goal with the current params -> plan (CEM/GD/MPPI over latent rollouts)
--> execute the first chunk in MJX (frameskip env steps) -> observe -> add the newest transition (with its
-context) to the buffer -> `adapt_step` (skipped entirely when adaptation is off) -> slide the context window.
+Per replan:  the model's plan cost (`PlanningModel.planning`) -> plan (CEM/GD/MPPI) -> execute the first chunk
+in MJX (frameskip env steps) -> observe (`PlanningModel.observe`). For the latent world model
+(`world_model_planner`): encode context + goal with the current params, plan over latent rollouts, then add
+the newest transition (with its context) to the buffer -> `adapt_step` (skipped entirely when adaptation is
+off) -> slide the context window.
 
 Real frames are the predictor's context (up to `history` frames, left-padded and masked at the start).
 Each episode owns its adapted params, optimiser state and buffer, so `jax.vmap(episode)` runs many at once.
@@ -54,20 +57,51 @@ class Context:
 
 
 @struct.dataclass
+class ModelState:
+  """What the latent world model keeps during an episode (`world_model_planner`): its (adapted) params, the
+  adaptation's optimiser state and buffer (None when adaptation is off), the context and the goal frame."""
+  params: optax.Params
+  opt_state: Optional[optax.OptState]
+  buffer: Optional[adaptation.Buffer]
+  context: Context
+  goal: Frame
+
+
+@struct.dataclass
 class Carry:
   """The replan scan's state (one episode)."""
   env_state: envs_base.State
-  params: optax.Params
-  opt_state: Optional[optax.OptState]        # None when adaptation is off
-  buffer: Optional[adaptation.Buffer]        # None when adaptation is off
-  context: Context
+  model: Any                # the planning model's state (`PlanningModel.init`): ModelState for the world model
   plan: jax.Array           # f32[H, A], warm start for the next replan
-  goal: Frame               # the goal frame as the context holds frames
   goal_pixels: jax.Array    # uint8[H, W, 3], the (possibly corrupted) goal image, fixed per episode
   condition: jax.Array      # int32[], index of the episode's condition in the program's `conditions`
   first_pixels: Optional[jax.Array]   # uint8[H, W, 3] the first observed frame (None unless frames are recorded)
   success_any: jax.Array    # bool[]
   key: chex.PRNGKey
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanningModel:
+  """What an MPC episode plans with: the state it keeps from observations, and the cost of plans.
+
+  `make_episode` runs any planning model; the latent world model (`world_model_planner`, adaptation included)
+  and the true simulator (`mpc.oracle.simulator_model`, the planning ceiling) are the two here.
+
+  init(params, key, obs0, goal_obs) -> state: the model's state (a pytree) at the start of an episode, from the
+    first (shifted) observation and the (shifted) goal observation {'pixels', 'proprio'}; `key` is its own.
+  planning(state, env_state, replan_idx) -> (cost_fn, describe): cost_fn(plans f32[S, H, A]) -> f32[S], and
+    describe(plan f32[H, A]) -> (dict of f32[] diagnostics of the chosen plan (plan_visual_cost,
+    plan_proprio_cost), plan_latents f32[H, N, D] or None). `env_state` is the true state (the simulator's
+    only input; the world model ignores it).
+  observe(state, new_obs, chunk) -> (state, dict of f32[]): takes the observation after an executed chunk
+    (the world model adds it to its context and buffer and adapts), with its per-replan metrics
+    (pred_error_before, pred_error_after, adapt_loss, skipped).
+  gradients: whether the cost is differentiable (GD plans need it).
+  """
+  init: Callable[..., Any]
+  planning: Callable[..., tuple[Callable, Callable]]
+  observe: Callable[..., tuple[Any, dict]]
+  gradients: bool = True
 
 
 @struct.dataclass
@@ -113,17 +147,16 @@ class EpisodeResult:
 @dataclasses.dataclass(frozen=True)
 class EpisodeProgram:
   """The pieces of one episode. `run` is the whole episode as one scan; `init`/`replan`/`finish` are its
-  building blocks (the benchmark's one-episode-at-a-time reference loop jits and calls them from Python;
-  the oracle's program sets only `run`).
+  building blocks (the benchmark's one-episode-at-a-time reference loop jits and calls them from Python).
 
   init(params, key, task=None, condition=0) -> Carry;  replan(carry, replan_idx) -> (Carry, ReplanOutput);
   finish(first_carry, final_carry, stacked ReplanOutput) -> EpisodeResult;
   run(params, key, task=None, condition=0) -> EpisodeResult;
   conditions: the program's shift conditions (`condition` indexes them).
   """
-  init: Optional[Callable[..., Carry]]
-  replan: Optional[Callable[[Carry, jax.Array], tuple[Carry, ReplanOutput]]]
-  finish: Optional[Callable[[Carry, Carry, ReplanOutput], EpisodeResult]]
+  init: Callable[..., Carry]
+  replan: Callable[[Carry, jax.Array], tuple[Carry, ReplanOutput]]
+  finish: Callable[[Carry, Carry, ReplanOutput], EpisodeResult]
   run: Callable[..., EpisodeResult]
   conditions: tuple[shifts_lib.Condition, ...]
 
@@ -150,27 +183,17 @@ def _slide(context, new_obs, chunk):
   return Context(obs=obs, actions=actions, valid=valid)
 
 
-def make_episode(env: envs_base.TaskEnv, wm: WorldModel, cfg: ml_collections.ConfigDict,
-                 conditions: Conditions = None, record_frames: bool = True) -> EpisodeProgram:
-  """Builds the episode program; `program.run(params, key)` is a pure function of the params and a key.
+def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_size: int) -> PlanningModel:
+  """The latent world model as a `PlanningModel`, adapting online when `cfg.adapt.enabled`.
 
   Args:
-    env: a `TaskEnv` (already built with the conditions' env kwargs, e.g. the unseen shape set).
     wm: the `WorldModel` from `models.make_world_model`.
-    cfg: the full config (sections data, plan, adapt, train (adaptation learning rates), eval are read; all
-      static).
-    conditions: a `shifts.Condition` or registered name (visual corruption + task transform), or a sequence
-      of them with equal env kwargs (`shifts.same_env`); None means `clean`.
-    record_frames: keep the observed frames in the result (for GIFs); off saves memory in big sweeps.
+    cfg: the full config (data.frameskip / history, plan, adapt, train (adaptation learning rates) and
+      eval.replans (the unbounded buffer's size) are read; all static).
+    action_size: the env's action size (one env step); plans act in chunks of frameskip env steps.
   """
-  conditions = shifts_lib.same_env(conditions if conditions is not None else "clean")
-  fs, hist = cfg.data.frameskip, cfg.data.history
-  horizon, replans = cfg.plan.horizon, cfg.eval.replans
-  env_a = env.action_size
-  act_dim = env_a * fs
-  planner = planning.get_planner(cfg.plan.planner)
-  planner_cfg = cfg.plan[cfg.plan.planner]
-
+  hist, act_dim = cfg.data.history, action_size * cfg.data.frameskip
+  horizon = cfg.plan.horizon
   # The adaptation wiring depends only on the param tree's structure (the world model's, plus LoRA adapters
   # when the spec asks), so it is resolved here, once, from its shapes. Unknown specs fail here too.
   adapt_on = bool(cfg.adapt.enabled)
@@ -179,14 +202,9 @@ def make_episode(env: envs_base.TaskEnv, wm: WorldModel, cfg: ml_collections.Con
     labels = adaptation.resolve(cfg.adapt.spec, param_shapes)
     optimizer = adaptation.make_optimizer(labels, *adaptation.learning_rates(cfg))
     adaptation.check_buffer(cfg.adapt.buffer, cfg.adapt.buffer_weighting)
-    buffer_size = adaptation.buffer_size(cfg.adapt.buffer, cfg.adapt.buffer_size, replans)
+    buffer_size = adaptation.buffer_size(cfg.adapt.buffer, cfg.adapt.buffer_size, cfg.eval.replans)
   # Frames are kept as trunk features unless the spec adapts the trunk.
   cache_features = not (adapt_on and adaptation.adapts_encoder_trunk(labels))
-
-  def shift(method, index, *args):
-    """conditions[index].<method>(*args) for a traced index."""
-    fns = [getattr(c, method) for c in conditions]
-    return fns[0](*args) if len(fns) == 1 else jax.lax.switch(index, fns, *args)
 
   def frame(params, obs):
     """An observation as the context holds it: its trunk features (`cache_features`) or its pixels."""
@@ -198,17 +216,9 @@ def make_episode(env: envs_base.TaskEnv, wm: WorldModel, cfg: ml_collections.Con
     """The one-step loss of a window's newest transition (scores hard-N; the before/after-update metrics)."""
     return adaptation.window_losses(params, jax.tree.map(lambda x: x[None], window), wm.loss)[0]
 
-  def init(params, key, task=None, condition=0):
-    """The scan carry at the start of an episode (resets the env, fills the context with o_0)."""
-    k_task, k_reset, k_goal, k_obs, k_lora, k_run = jax.random.split(key, 6)
-    condition = jnp.asarray(condition, jnp.int32)
-    if task is None:
-      task = env.sample_task(k_task)
-    task = shift("apply_task", condition, task)
-    env_state = env.reset_to(k_reset, task)
-    obs0 = shift("apply_obs", condition, env_state.obs, k_obs)
+  def init(params, key, obs0, goal_obs):
     if adapt_on:
-      params = adaptation.add_adapters(cfg, params, k_lora)
+      params = adaptation.add_adapters(cfg, params, key)
       if jax.tree.structure(params) != jax.tree.structure(param_shapes):
         raise ValueError("make_episode: params do not have the structure of wm.init's params (plus LoRA "
                          f"adapters for a 'lora' spec): top-level keys {sorted(params)}")
@@ -222,47 +232,37 @@ def make_episode(env: envs_base.TaskEnv, wm: WorldModel, cfg: ml_collections.Con
       opt_state = optimizer.init(params)
     else:
       buffer, opt_state = None, None
-    goal_pixels = shift("apply_pixels", condition, env_state.info["goal_obs"]["pixels"], k_goal)
-    goal = frame(params, {"pixels": goal_pixels, "proprio": env_state.info["goal_obs"]["proprio"]})
-    return Carry(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer, context=context,
-                 plan=jnp.zeros((horizon, act_dim)), goal=goal, goal_pixels=goal_pixels, condition=condition,
-                 first_pixels=obs0["pixels"] if record_frames else None,
-                 success_any=jnp.zeros((), bool), key=k_run)
+    return ModelState(params=params, opt_state=opt_state, buffer=buffer, context=context,
+                      goal=frame(params, goal_obs))
 
-  def replan(carry, replan_idx):
-    """One replan: plan, execute the first chunk, observe, adapt; returns (next carry, ReplanOutput)."""
-    key, k_plan, k_obs = jax.random.split(carry.key, 3)
-    params, ctx = carry.params, carry.context
+  def planning(state, env_state, replan_idx):
+    del env_state
+    params, ctx = state.params, state.context
     z_ctx = wm.encode(params, ctx.obs)                                    # [h, N, D]
-    z_goal = wm.encode(params, carry.goal)                                # [N, D]
+    z_goal = wm.encode(params, state.goal)                                # [N, D]
     weights = objectives.horizon_weights(cfg.plan.objective, horizon, replan_idx, cfg.plan.staged_switch)
 
     def cost_fn(plans):                                                   # [S, H, A] -> [S]
       z_pred = jax.vmap(lambda p: wm.rollout(params, z_ctx, ctx.actions, p, ctx.valid))(plans)
       return objectives.latent_cost(z_pred, z_goal, weights, wm.visual_dim, cfg.plan.proprio_weight)
 
-    plan, plan_info = planner(cost_fn, planning.warm_start(carry.plan), k_plan, planner_cfg)
-    chunk = plan[0]
-    # The chosen plan's cost split into its visual and proprio terms (diagnostics).
-    z_plan = wm.rollout(params, z_ctx, ctx.actions, plan, ctx.valid)[None]
-    visual_cost = objectives.latent_cost(z_plan, z_goal, weights, wm.visual_dim, 0.0)[0]
-    proprio_cost = objectives.latent_cost(z_plan, z_goal, weights, wm.visual_dim,
-                                          cfg.plan.proprio_weight)[0] - visual_cost
+    def describe(plan):
+      """The chosen plan's cost split into its visual and proprio terms, and its predicted latents."""
+      z_plan = wm.rollout(params, z_ctx, ctx.actions, plan, ctx.valid)[None]
+      visual_cost = objectives.latent_cost(z_plan, z_goal, weights, wm.visual_dim, 0.0)[0]
+      proprio_cost = objectives.latent_cost(z_plan, z_goal, weights, wm.visual_dim,
+                                            cfg.plan.proprio_weight)[0] - visual_cost
+      return {"plan_visual_cost": visual_cost, "plan_proprio_cost": proprio_cost}, z_plan[0]
 
-    def env_step(state, a):
-      return env.step(state, a), None
+    return cost_fn, describe
 
-    env_state, _ = jax.lax.scan(env_step, carry.env_state, chunk.reshape(fs, env_a))
-    new_obs = shift("apply_obs", carry.condition, env_state.obs, k_obs)
+  def observe(state, new_obs, chunk):
+    params, ctx = state.params, state.context
     new_frame = frame(params, new_obs)
     window = _window(ctx, new_frame, chunk)
     err_before = pred_error(params, window)
-
-    metrics = {"plan_cost": plan_info["cost"], "pred_error_before": err_before,
-               "plan_visual_cost": visual_cost, "plan_proprio_cost": proprio_cost,
-               "success": env_state.metrics["success"]}
-    metrics.update({f"env_{k}": v for k, v in env_state.metrics.items() if k != "success"})
-    buffer, opt_state = carry.buffer, carry.opt_state
+    metrics = {"pred_error_before": err_before}
+    buffer, opt_state = state.buffer, state.opt_state
     if adapt_on:
       buffer = adaptation.buffer_add(buffer, window, err_before, cfg.adapt.buffer, cfg.adapt.buffer_weighting)
       params, opt_state, adapt_metrics = adaptation.adapt_step(
@@ -275,14 +275,84 @@ def make_episode(env: envs_base.TaskEnv, wm: WorldModel, cfg: ml_collections.Con
       metrics["pred_error_after"] = err_before
       metrics["adapt_loss"] = jnp.zeros(())
       metrics["skipped"] = jnp.zeros(())
+    state = state.replace(params=params, opt_state=opt_state, buffer=buffer,
+                          context=_slide(ctx, new_frame, chunk))
+    return state, metrics
 
+  return PlanningModel(init=init, planning=planning, observe=observe)
+
+
+def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel], cfg: ml_collections.ConfigDict,
+                 conditions: Conditions = None, record_frames: bool = True) -> EpisodeProgram:
+  """Builds the episode program; `program.run(params, key)` is a pure function of the params and a key.
+
+  Args:
+    env: a `TaskEnv` (already built with the conditions' env kwargs, e.g. the unseen shape set).
+    model: what plans: a `WorldModel` (from `models.make_world_model`; wrapped by `world_model_planner`, which
+      adapts it when `cfg.adapt.enabled`) or any `PlanningModel` (e.g. `mpc.oracle.simulator_model`).
+    cfg: the full config (sections data, plan, adapt, train (adaptation learning rates), eval are read; all
+      static).
+    conditions: a `shifts.Condition` or registered name (visual corruption + task transform), or a sequence
+      of them with equal env kwargs (`shifts.same_env`); None means `clean`.
+    record_frames: keep the observed frames (for GIFs) and the chosen plans' predicted latents in the
+      result; off saves memory in big sweeps.
+  """
+  conditions = shifts_lib.same_env(conditions if conditions is not None else "clean")
+  if isinstance(model, WorldModel):
+    model = world_model_planner(model, cfg, env.action_size)
+  fs, horizon, replans = cfg.data.frameskip, cfg.plan.horizon, cfg.eval.replans
+  env_a = env.action_size
+  act_dim = env_a * fs
+  if cfg.plan.planner == "gd" and not model.gradients:
+    raise ValueError("this planning model gives no gradients: plan with 'cem' or 'mppi', not 'gd'")
+  planner = planning.get_planner(cfg.plan.planner)
+  planner_cfg = cfg.plan[cfg.plan.planner]
+
+  def shift(method, index, *args):
+    """conditions[index].<method>(*args) for a traced index."""
+    fns = [getattr(c, method) for c in conditions]
+    return fns[0](*args) if len(fns) == 1 else jax.lax.switch(index, fns, *args)
+
+  def init(params, key, task=None, condition=0):
+    """The scan carry at the start of an episode (resets the env, fills the context with o_0)."""
+    k_task, k_reset, k_goal, k_obs, k_model, k_run = jax.random.split(key, 6)
+    condition = jnp.asarray(condition, jnp.int32)
+    if task is None:
+      task = env.sample_task(k_task)
+    task = shift("apply_task", condition, task)
+    env_state = env.reset_to(k_reset, task)
+    obs0 = shift("apply_obs", condition, env_state.obs, k_obs)
+    goal_pixels = shift("apply_pixels", condition, env_state.info["goal_obs"]["pixels"], k_goal)
+    goal_obs = {"pixels": goal_pixels, "proprio": env_state.info["goal_obs"]["proprio"]}
+    return Carry(env_state=env_state, model=model.init(params, k_model, obs0, goal_obs),
+                 plan=jnp.zeros((horizon, act_dim)), goal_pixels=goal_pixels, condition=condition,
+                 first_pixels=obs0["pixels"] if record_frames else None,
+                 success_any=jnp.zeros((), bool), key=k_run)
+
+  def replan(carry, replan_idx):
+    """One replan: plan, execute the first chunk, observe, adapt; returns (next carry, ReplanOutput)."""
+    key, k_plan, k_obs = jax.random.split(carry.key, 3)
+    cost_fn, describe = model.planning(carry.model, carry.env_state, replan_idx)
+    plan, plan_info = planner(cost_fn, planning.warm_start(carry.plan), k_plan, planner_cfg)
+    chunk = plan[0]
+    plan_metrics, plan_latents = describe(plan)
+
+    def env_step(state, a):
+      return env.step(state, a), None
+
+    env_state, _ = jax.lax.scan(env_step, carry.env_state, chunk.reshape(fs, env_a))
+    new_obs = shift("apply_obs", carry.condition, env_state.obs, k_obs)
+    model_state, model_metrics = model.observe(carry.model, new_obs, chunk)
+
+    metrics = {"plan_cost": plan_info["cost"], **plan_metrics, **model_metrics,
+               "success": env_state.metrics["success"]}
+    metrics.update({f"env_{k}": v for k, v in env_state.metrics.items() if k != "success"})
     success = env_state.metrics["success"] > 0.5
-    new_carry = carry.replace(env_state=env_state, params=params, opt_state=opt_state, buffer=buffer,
-                              context=_slide(ctx, new_frame, chunk), plan=plan,
+    new_carry = carry.replace(env_state=env_state, model=model_state, plan=plan,
                               success_any=carry.success_any | success, key=key)
     output = ReplanOutput(metrics=metrics, state=env_state.info["state"],
                           pixels=new_obs["pixels"] if record_frames else None,
-                          plan_latents=z_plan[0] if record_frames else None)
+                          plan_latents=plan_latents if record_frames else None)
     return new_carry, output
 
   def finish(first, final, outputs):
