@@ -136,7 +136,7 @@ def main(argv):
           f"{cfg.data.episodes} trajectories, {steps} steps -> {cell}")
     collect.collect_for_config(cfg, cell)
     train.train_and_evaluate(cfg, cell)
-    params, _ = checkpoint.load_world_model(cell, config=cfg)
+    _, params, _ = checkpoint.load(cell, config=cfg)
     eval_dir = os.path.join(cell, "eval")
     os.makedirs(eval_dir, exist_ok=True)
     with open(os.path.join(eval_dir, "config.json"), "w") as f:

@@ -84,7 +84,7 @@ def main(argv):
   import jax
   import numpy as np
 
-  from adajepa_jax.configs import stored
+  from adajepa_jax.training import checkpoint
   from adajepa_jax.errors import UsageError
   from adajepa_jax.eval import build
   from adajepa_jax.training import decoder
@@ -104,7 +104,7 @@ def main(argv):
                      f"plan horizon {horizon}, so the real frames the plan predicts exist)")
   if FLAGS.episodes < 1:
     raise UsageError(f"--episodes={FLAGS.episodes}: must be >= 1")
-  params = stored.load_params(config)
+  _, params, _ = checkpoint.load(None, config=config)
   dec_params, wm = decoder.train_decoder(config, config.checkpoint.workdir, steps=FLAGS.decoder_steps)
   full = dict(params, decoder=dec_params)
   decode = jax.jit(wm.decode)

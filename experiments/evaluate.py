@@ -34,14 +34,14 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   from adajepa_jax import adaptation
-  from adajepa_jax.configs import stored
+  from adajepa_jax.training import checkpoint
   from adajepa_jax.eval import build, pipeline
 
   config = FLAGS.config
   build.check_conditions(config.task.name, FLAGS.shifts)
   modes = FLAGS.modes or ["frozen", config.adapt.spec]
   build.parse_modes(modes)
-  params = stored.load_params(config)
+  _, params, _ = checkpoint.load(None, config=config)
   os.makedirs(FLAGS.workdir, exist_ok=True)
   with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:
     json.dump(config.to_dict(), f, indent=1, default=str)

@@ -80,7 +80,7 @@ def main(argv):
   os.makedirs(FLAGS.workdir, exist_ok=True)
   rows, first = [], None
   for model in models:
-    params = stored.load_params(model)
+    _, params, _ = checkpoint.load(None, config=model)
     configs = [(name, base.apply_overrides(model, o), o) for name, o in variants]
     ckpt = model.checkpoint.workdir
     r2 = train.read_evidence(ckpt, model.checkpoint.step).get("probe", {}).get("r2", {})

@@ -102,7 +102,7 @@ def main(argv):
 
   t = time.perf_counter()
   print(f"[3/3] frozen vs adaptive MPC on {FLAGS.shifts} -> {workdir}/eval")
-  params, _ = checkpoint.load_world_model(workdir, config=config)   # the evaluated checkpoint: best, else latest
+  _, params, _ = checkpoint.load(workdir, config=config)   # the evaluated checkpoint: best, else latest
   eval_dir = os.path.join(workdir, "eval")
   os.makedirs(eval_dir, exist_ok=True)
   with open(os.path.join(eval_dir, "config.json"), "w") as f:

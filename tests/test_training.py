@@ -96,7 +96,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data, full_run):
   chex.assert_trees_all_equal(resumed["params"], full["params"])
 
 
-def test_run_outputs_and_load_world_model(full_run, data):
+def test_run_outputs_and_load(full_run, data):
   workdir, summary = full_run
   for name in ("config.json", "metrics.csv", "evidence.json", "tb"):
     assert os.path.exists(os.path.join(workdir, name)), name
@@ -106,11 +106,11 @@ def test_run_outputs_and_load_world_model(full_run, data):
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(summary["params"]))
   ev = summary["evidence"]
   assert ev["val_copy_loss"] > 0 and np.isfinite(ev["val_pred_loss"]) and ev["z_std_min"] >= 0
-  params, cfg = checkpoint.load_world_model(os.path.join(workdir, "checkpoints", "latest"), config=_config())
+  _, params, cfg = checkpoint.load(os.path.join(workdir, "checkpoints", "latest"), config=_config())
   chex.assert_trees_all_equal(params, summary["params"])
   assert cfg.checkpoint_meta["dataset_fingerprint"] == data[0].fingerprint
   assert cfg.model.latent_dim == _config().model.latent_dim
-  best_params, best_cfg = checkpoint.load_world_model(workdir)      # workdir -> checkpoints/best
+  _, best_params, best_cfg = checkpoint.load(workdir)      # workdir -> checkpoints/best
   assert jax.tree.structure(best_params) == jax.tree.structure(params)
   # The evidence describes the checkpoint evaluation loads (best), whatever the final step.
   assert ev["checkpoint_step"] == best_cfg.checkpoint_meta["step"]
@@ -132,7 +132,7 @@ def test_evidence_of_any_checkpoint(full_run, data):
     train.read_evidence(latest, 4)
   with pytest.raises(UsageError, match="No evidence.json in .*experiments/evidence.py"):
     train.read_evidence(os.path.join(workdir, "checkpoints", "best"), 4)
-  params, _ = checkpoint.load_world_model(latest)   # the file beside the step folders does not disturb orbax
+  _, params, _ = checkpoint.load(latest)   # the file beside the step folders does not disturb orbax
   chex.assert_trees_all_equal(params, summary["params"])
   name = os.path.basename(workdir)
   assert checkpoint.training_workdir(latest) == os.path.normpath(workdir)
@@ -144,11 +144,11 @@ def test_mismatched_config_raises(full_run, data):
   other = _config()
   other.model.latent_dim = 24
   with pytest.raises(ValueError, match=r"model\.latent_dim: 16 != 24"):
-    checkpoint.load_world_model(workdir, config=other)
+    checkpoint.load(workdir, config=other)
   with pytest.raises(ValueError, match=r"model\.latent_dim"):
     train.train_and_evaluate(other, workdir, *data, progress=False)
   with pytest.raises(ValueError, match="No checkpoint"):
-    checkpoint.load_world_model(os.path.join(workdir, "nonexistent"))
+    checkpoint.load(os.path.join(workdir, "nonexistent"))
 
 
 def test_regularisers():

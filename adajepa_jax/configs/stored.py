@@ -4,7 +4,8 @@ runs the model with the settings it was trained with unless a flag says otherwis
   python experiments/evaluate.py --config=adajepa_jax/configs/stored.py:workdirs/pusht \
       --config.plan.planner=gd --config.eval.seed=1 --workdir=workdirs/pusht/eval_gd
 
-`config.checkpoint` ({workdir, step}) names the checkpoint, so the apps load the params from the same place.
+`config.checkpoint` ({workdir, step}) names the checkpoint; the apps load it with
+`training.checkpoint.load(None, config=config)` (this module is data: it loads no params).
 A stored config written by older code that lacks a key of today's `base_config()` is refused (UsageError
 listing the keys): re-train it, or evaluate from Python with the missing keys added.
 """
@@ -48,14 +49,3 @@ def get_config(workdir=None):
                      f"lacks {', '.join(missing)}; re-train it with this code")
   config.checkpoint = ml_collections.ConfigDict({"workdir": workdir, "step": int(meta["step"])})
   return config
-
-
-def load_params(config):
-  """The params of the checkpoint a stored config names (`config.checkpoint`); UsageError if `config` is not a
-  stored config, or if overrides changed its model section (the params would not fit it)."""
-  if "checkpoint" not in config:
-    raise UsageError("This app needs a trained model's stored config: "
-                     "--config=adajepa_jax/configs/stored.py:<training workdir>")
-  from adajepa_jax.training import checkpoint
-  params, _ = checkpoint.load_world_model(config.checkpoint.workdir, config=config, step=config.checkpoint.step)
-  return params

@@ -6,7 +6,7 @@ Layout of a training workdir: `<workdir>/checkpoints/latest/<step>/` (resume) an
   config  the resolved run config (JSON)         meta    obs_spec, dataset fingerprint, step, val loss, ...
 
 Example:
-  params, config = checkpoint.load_world_model("workdirs/pusht")   # best if present, else latest
+  wm, params, config = checkpoint.load("workdirs/pusht")   # best if present, else latest
   config, meta = checkpoint.load_config("workdirs/pusht")           # the config alone (configs/stored.py)
 """
 import json
@@ -157,20 +157,28 @@ def load_config(path, step=None):
     manager.close()
 
 
-def load_world_model(path, config=None, step=None):
-  """Loads trained world-model params and the config they were trained with.
+def load(path, config=None, step=None):
+  """The one way to load a trained model: its `WorldModel`, params and the config it was trained with.
 
   Args:
     path: a training workdir (uses checkpoints/best, else checkpoints/latest), or a manager directory.
-    config: optional config to check against; a different `model` section raises UsageError.
-    step: optional step (default: the latest in the chosen directory).
+    config: optional config to check against (a different `model` section raises UsageError). A stored config
+      (`configs/stored.get_config`) names its checkpoint (`config.checkpoint`): with `path=None` that one is
+      loaded, at its step.
+    step: optional step (default: the latest in the chosen directory, or the stored config's step).
 
   Returns:
-    (params, config): the param tree (jax arrays) and the stored ConfigDict. The stored meta (obs_spec,
-    dataset fingerprint, metrics) is at `config.checkpoint_meta`.
+    (world_model, params, config): the `WorldModel` (built from the stored model section and obs_spec), the
+    param tree (jax arrays) and the stored ConfigDict, with the stored meta (obs_spec, dataset fingerprint,
+    metrics) at `config.checkpoint_meta`.
   """
   from adajepa_jax.models import world_model  # local: keeps orbax-only callers light
 
+  if path is None:
+    if config is None or "checkpoint" not in config:
+      raise UsageError("This needs a trained model's stored config: "
+                       "--config=adajepa_jax/configs/stored.py:<training workdir>")
+    path, step = config.checkpoint.workdir, config.checkpoint.step if step is None else step
   directory = _find_manager_dir(path)
   manager = make_manager(directory)
   try:
@@ -187,4 +195,4 @@ def load_world_model(path, config=None, step=None):
   finally:
     manager.close()
   stored.checkpoint_meta = meta
-  return r["params"], stored
+  return wm, r["params"], stored

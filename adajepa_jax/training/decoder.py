@@ -51,7 +51,7 @@ def train_decoder(config: ml_collections.ConfigDict, workdir: str, steps: int = 
   """
   if int(steps) < 1 or int(batch_size) < 1:
     raise UsageError(f"Decoder steps and batch size must be >= 1, got {steps}, {batch_size}")
-  params, stored = checkpoint.load_world_model(workdir, config=config)
+  _, params, stored = checkpoint.load(workdir, config=config)
   wm = decoder_world_model(stored)
   dec_params = jax.jit(wm.init)(jax.random.key(int(config.train.seed)))["decoder"]
   tx = optax.adam(float(lr))

@@ -204,7 +204,7 @@ def checkpoint_evidence(path, config, wm, eval_step, val_batches, probe_data):
   path: a training workdir (its best checkpoint, else latest: the one evaluation loads) or a manager folder
     such as `<workdir>/checkpoints/latest`.
   """
-  params, stored = checkpoint.load_world_model(path)
+  _, params, stored = checkpoint.load(path)
   out = evidence(wm, params, val_batches, eval_step, probe_data, config.task.name)
   out["checkpoint_step"] = int(stored.checkpoint_meta["step"])
   with open(os.path.join(path, "evidence.json"), "w") as f:
