@@ -7,7 +7,7 @@
   params, opt_state, m = aj.adapt_step(params, opt_state, buffer, loss_fn=wm.loss, optimizer=opt, labels=labels)
   program = aj.make_episode(env, wm, cfg); result = aj.evaluate(program, params, aj.episode_keys(0, 3, 50))
 """
-from adajepa_jax.adaptation import adapt_step, buffer_add, buffer_init, make_optimizer
+from adajepa_jax.adaptation import adapt_step, buffer_add, buffer_init, make_adapt_optimizer
 from adajepa_jax.adaptation import resolve as resolve_spec
 from adajepa_jax.envs import make as make_env
 from adajepa_jax.envs import names as task_names

@@ -205,7 +205,7 @@ def train_step_speed(config, repeats):
   from adajepa_jax.training import train
   env = envs.make(config.task.name, **config.task.kwargs)
   wm = build.world_model_for(config, env)
-  tx = train.make_optimizer(config.train)
+  tx = train.make_pretrain_optimizer(config.train)
   state = train.create_train_state(wm, tx, jax.random.key(0))
   b, h, img = config.train.batch_size, config.data.history, env.image_size
   k1, k2, k3 = jax.random.split(jax.random.key(1), 3)

@@ -36,7 +36,7 @@ def test_loss_decreases_on_tiny_dataset(data):
   batch = next(data[0].batches(cfg.train.batch_size, 0))
   spec = train.obs_spec_from_batch(batch, cfg.data.history)
   wm = models.make_world_model(cfg.model, spec)
-  tx = train.make_optimizer(cfg.train)
+  tx = train.make_pretrain_optimizer(cfg.train)
   state = train.create_train_state(wm, tx, jax.random.key(0))
   step = jax.jit(chex.assert_max_traces(train.make_train_step(wm, cfg.train, tx), n=1))  # no recompiles
   history = []
@@ -56,7 +56,7 @@ def test_optimizer_uses_separate_learning_rates():
             "action_encoder": {"w": jnp.ones(2)}}
   assert train.param_labels(params) == {"encoder": {"w": "encoder"}, "predictor": {"w": "predictor"},
                                         "action_encoder": {"w": "predictor"}}
-  tx = train.make_optimizer(cfg.train)
+  tx = train.make_pretrain_optimizer(cfg.train)
   opt_state = tx.init(params)
   grads = jax.tree.map(jnp.ones_like, params)
   for _ in range(2):            # the warmup starts at lr 0
@@ -70,7 +70,7 @@ def test_checkpoint_round_trip_is_bit_identical(tmp_path, data):
   cfg = _config()
   batch = next(data[0].batches(cfg.train.batch_size, 0))
   wm = models.make_world_model(cfg.model, train.obs_spec_from_batch(batch, cfg.data.history))
-  tx = train.make_optimizer(cfg.train)
+  tx = train.make_pretrain_optimizer(cfg.train)
   state = train.create_train_state(wm, tx, jax.random.key(0))
   state, _ = jax.jit(train.make_train_step(wm, cfg.train, tx))(state, batch)
   manager = checkpoint.make_manager(str(tmp_path / "ckpt"))

@@ -1,5 +1,5 @@
 """Test-time adaptation: spec strings -> labels, masked per-group Adam, online buffers, `adapt_step`."""
-from adajepa_jax.adaptation.adapt import (adapt_step, add_adapters, combine, learning_rates, make_optimizer,
+from adajepa_jax.adaptation.adapt import (adapt_step, add_adapters, combine, learning_rates, make_adapt_optimizer,
                                           partition, prepare, window_losses)
 from adajepa_jax.adaptation.buffer import (POLICIES, WEIGHTINGS, Buffer, buffer_add, buffer_init, buffer_rescore,
                                            buffer_size, check_buffer, merged_weights)

@@ -18,7 +18,7 @@ FROZEN = spec_lib.FROZEN
 Labels = spec_lib.Labels
 
 
-def make_optimizer(labels: Labels, lr_predictor: float, lr_encoder: float) -> optax.GradientTransformation:
+def make_adapt_optimizer(labels: Labels, lr_predictor: float, lr_encoder: float) -> optax.GradientTransformation:
   """Per-group Adam; frozen leaves get zero updates.
 
   Args:
@@ -65,7 +65,7 @@ def prepare(cfg: ml_collections.ConfigDict, params: optax.Params, key: chex.PRNG
   """
   params = add_adapters(cfg, params, key)
   labels = spec_lib.resolve(cfg.adapt.spec, params)
-  return params, labels, make_optimizer(labels, *learning_rates(cfg))
+  return params, labels, make_adapt_optimizer(labels, *learning_rates(cfg))
 
 
 def window_losses(params: optax.Params, windows: Batch, loss_fn: LossFn) -> jax.Array:
@@ -119,7 +119,7 @@ def adapt_step(params: optax.Params, opt_state: optax.OptState, buffer: buffer_l
     opt_state: the optimiser state (ignored when `reset`; still returned so the scan carry keeps its type).
     buffer: an `adaptation.Buffer`; its `batch()` is the loss batch.
     loss_fn: (params, batch) -> (loss f32[], metrics), e.g. `wm.loss` (stop-gradient targets inside).
-    optimizer: from `make_optimizer(labels, ...)`.
+    optimizer: from `make_adapt_optimizer(labels, ...)`.
     labels: the labels the optimiser was built with.
     steps: U, the number of gradient steps (static).
     reset: re-initialise the optimiser state first (the paper: fresh Adam moments every replan).

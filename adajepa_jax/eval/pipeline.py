@@ -10,9 +10,9 @@ that build the same env run as one sharded `jit(vmap(episode))`. It writes:
   <workdir>/gifs/<condition>__<mode>_<i>.gif   a few episodes, observed frames beside the goal
   <workdir>/maze_<condition>__<mode>.png       trajectories (maze tasks)
 A mode (`summary.Mode`) is "frozen", an adaptation spec ("predlast+enclast", "lora", ...) or "oracle" /
-"oracle_mujoco" (the planning ceiling: the same MPC protocol with the true simulator as the model, `mpc.oracle`, planning with
-MJX or with plain MuJoCo C rollouts, the faster on CPU; the same episodes). Every mode other than frozen is
-compared with frozen on the same episodes (paired difference with its 95% CIs).
+"oracle_mujoco" (the planning ceiling: the same MPC episode with the true simulator as the model,
+`mpc.oracle`, planning with MJX or with plain MuJoCo C rollouts, the faster on CPU; the same episodes).
+Every mode other than frozen is compared with frozen on the same episodes (paired difference with its 95% CIs).
 """
 import json
 import os

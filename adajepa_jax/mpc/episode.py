@@ -200,7 +200,7 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
   if adapt_on:
     param_shapes = jax.eval_shape(lambda k: adaptation.add_adapters(cfg, wm.init(k), k), jax.random.key(0))
     labels = adaptation.resolve(cfg.adapt.spec, param_shapes)
-    optimizer = adaptation.make_optimizer(labels, *adaptation.learning_rates(cfg))
+    optimizer = adaptation.make_adapt_optimizer(labels, *adaptation.learning_rates(cfg))
     adaptation.check_buffer(cfg.adapt.buffer, cfg.adapt.buffer_weighting)
     buffer_size = adaptation.buffer_size(cfg.adapt.buffer, cfg.adapt.buffer_size, cfg.eval.replans)
   # Frames are kept as trunk features unless the spec adapts the trunk.

@@ -57,7 +57,7 @@ def _schedule(lr, train_cfg):
       0.0, lr, warmup, max(steps, warmup + 1), end_value=lr * float(train_cfg.final_lr_fraction))
 
 
-def make_optimizer(train_cfg):
+def make_pretrain_optimizer(train_cfg):
   """Global-norm clipping, then AdamW with separate warmup-cosine learning rates for encoder / predictor."""
   wd = float(train_cfg.weight_decay)
   return optax.chain(
@@ -281,7 +281,7 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
       best.close()
       raise
   wm = world_model.make_world_model(config.model, spec)
-  tx = make_optimizer(tc)
+  tx = make_pretrain_optimizer(tc)
   state = create_train_state(wm, tx, jax.random.key(seed))
   if resume:
     params, opt_state, step = checkpoint.restore(latest, state.params, state.opt_state)
