@@ -117,6 +117,23 @@ def _parse_flags(argv):
     raise
 
 
+def join_hosts():
+  """Several hosts: with $JAX_COORDINATOR_ADDRESS set (process 0's host:port), joins the $JAX_NUM_PROCESSES
+  processes as process $JAX_PROCESS_ID (`jax.distributed.initialize`); a no-op without it. Must run before
+  anything initialises JAX (loading the stored config does). Every process then evaluates its share of the
+  episodes (evaluate.py) or its slice of each batch (train_world_model.py with data-parallel training)."""
+  if not os.environ.get("JAX_COORDINATOR_ADDRESS"):
+    return
+  bad = [f"{v}={os.environ.get(v)!r}" for v in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+         if not os.environ.get(v, "").isdigit()]
+  if bad:
+    fail(f"JAX_COORDINATOR_ADDRESS is set, so JAX_NUM_PROCESSES (the process count) and "
+               f"JAX_PROCESS_ID (this process's index) must be integers; got {', '.join(bad)}")
+  import jax
+  jax.distributed.initialize(num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                             process_id=int(os.environ["JAX_PROCESS_ID"]))
+
+
 def run(main, setup=True):
   """`absl.app.run(main)` for the command-line apps: a user's mistake (`errors.UsageError`, raised by the
   library for a missing checkpoint or dataset, a config mismatch, an unknown name) prints as

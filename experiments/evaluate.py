@@ -10,7 +10,7 @@ Writes a success table (CSV + markdown), success-vs-replan curves, GIFs and per-
 adajepa_jax/eval/pipeline.py); an interrupted run resumes.
 
 On several hosts run the same command on each with $JAX_COORDINATOR_ADDRESS (process 0's host:port),
-$JAX_NUM_PROCESSES and $JAX_PROCESS_ID set (README "Several hosts"; `join_hosts`).
+$JAX_NUM_PROCESSES and $JAX_PROCESS_ID set (README "Several hosts"; `utils.join_hosts`).
 """
 import json
 import os
@@ -53,23 +53,6 @@ def main(argv):
     print(f.read())
 
 
-def join_hosts():
-  """Several hosts: with $JAX_COORDINATOR_ADDRESS set (process 0's host:port), joins the $JAX_NUM_PROCESSES
-  processes as process $JAX_PROCESS_ID (`jax.distributed.initialize`); a no-op without it. Must run before
-  anything initialises JAX (loading the stored config does). Every process then evaluates its share of the
-  episodes, receives all results and writes the same files to its --workdir."""
-  if not os.environ.get("JAX_COORDINATOR_ADDRESS"):
-    return
-  bad = [f"{v}={os.environ.get(v)!r}" for v in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
-         if not os.environ.get(v, "").isdigit()]
-  if bad:
-    utils.fail(f"JAX_COORDINATOR_ADDRESS is set, so JAX_NUM_PROCESSES (the process count) and "
-               f"JAX_PROCESS_ID (this process's index) must be integers; got {', '.join(bad)}")
-  import jax
-  jax.distributed.initialize(num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
-                             process_id=int(os.environ["JAX_PROCESS_ID"]))
-
-
 if __name__ == "__main__":
-  join_hosts()
+  utils.join_hosts()
   utils.run(main)

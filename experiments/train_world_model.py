@@ -4,7 +4,12 @@
   python experiments/train_world_model.py --config=adajepa_jax/configs/pusht.py:cpu --workdir=workdirs/pusht
 
 Reads `<workdir>/data` (or `--config.train.data_dir`), writes config.json, metrics.csv, tb/,
-checkpoints/{latest,best} and evidence.json under the workdir. Re-running resumes from checkpoints/latest.
+checkpoints/{latest,best} and evidence.json under the workdir. Re-running resumes from checkpoints/latest,
+with any device count.
+
+Several devices: `--data_parallel=on` (the default on accelerators) shards each batch over them. Several hosts:
+the same command on each, with $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES and $JAX_PROCESS_ID set
+(`utils.join_hosts`); the workdir must be on a filesystem they share (orbax writes one checkpoint).
 """
 import json
 import logging
@@ -17,6 +22,9 @@ from adajepa_jax import utils
 _CONFIG = config_flags.DEFINE_config_file("config", "adajepa_jax/configs/pusht.py:cpu", "Run config.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder (data under <workdir>/data by default).",
                                required=True)
+_DATA_PARALLEL = flags.DEFINE_enum(
+    "data_parallel", "auto", ["auto", "on", "off"],
+    "Shard each batch over every device, params replicated. auto: on with several accelerators, off on CPU.")
 
 
 class _QuietOrbax(logging.Filter):
@@ -32,7 +40,8 @@ def main(argv):
     handler.addFilter(_QuietOrbax())
   from adajepa_jax.training import train  # after the runtime setup
 
-  summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  data_parallel = {"auto": None, "on": True, "off": False}[_DATA_PARALLEL.value]
+  summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, data_parallel=data_parallel)
   ev = summary["evidence"]
   if ev is None:
     print(f"stopped at step {summary['step']}")
@@ -48,4 +57,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  utils.join_hosts()
   utils.run(main)

@@ -3,10 +3,9 @@
   JAX_COORDINATOR_ADDRESS=127.0.0.1:<port> JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=<i> \
   XLA_FLAGS=--xla_force_host_platform_device_count=1 JAX_PLATFORMS=cpu python tests/multihost_worker.py <dir>
 
-joins the cluster as experiments/evaluate.py does (its `join_hosts`), evaluates its share of `evaluations()`
+joins the cluster as experiments/evaluate.py does (`utils.join_hosts`), evaluates its share of `evaluations()`
 and writes the gathered results to <dir>/process_<i>.npz.
 """
-import importlib.util
 import os
 import sys
 import time
@@ -43,12 +42,9 @@ def evaluations():
 def main(out_dir):
   start = time.perf_counter()
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  spec = importlib.util.spec_from_file_location("evaluate_app", os.path.join(root, "experiments", "evaluate.py"))
-  app = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(app)
-  app.join_hosts()   # before anything initialises JAX, as the app's __main__ does
-  import jax
   from adajepa_jax import utils
+  utils.join_hosts()   # before anything initialises JAX, as the apps' __main__ do
+  import jax
   utils.setup_runtime()   # the cache dir is $ADAJEPA_JAX_CACHE
   assert jax.process_count() == int(os.environ["JAX_NUM_PROCESSES"]) and jax.local_device_count() == 1, (
       jax.process_count(), jax.local_devices())

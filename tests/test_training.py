@@ -185,3 +185,45 @@ def test_probe_report_on_window_datasets(full_run, data):
   assert set(rep["r2"]) == {"agent_x", "agent_y", "block_x", "block_y", "block_cos", "block_sin"}
   assert np.isfinite(rep["r2"]["agent_x"]) and rep["frames"] == 96
   assert "probe" in summary["evidence"] and set(summary["evidence"]["probe"]["r2"]) == set(rep["r2"])
+
+
+def test_sharded_step_equals_the_single_device_step(data):
+  """Data-parallel: the same global batch sharded over the 2 host devices (params replicated) gives the
+  single-device step's params and metrics, up to float summation order; a batch that does not divide over
+  the devices is refused."""
+  cfg = _config()
+  batch = next(data[0].batches(cfg.train.batch_size, 0))
+  wm = models.make_world_model(cfg.model, train.obs_spec_from_batch(batch, cfg.data.history))
+  tx = train.make_pretrain_optimizer(cfg.train)
+  state = train.create_train_state(wm, tx, jax.random.key(0))
+  step = jax.jit(train.make_train_step(wm, cfg.train, tx))
+  single, m_single = step(state, batch)
+  dp = train.DataParallel(train.make_train_mesh(), cfg.train.batch_size)
+  sharded_batch = dp.shard(batch)
+  assert len(jax.devices()) == 2 and sharded_batch["pixels"].sharding.spec == jax.sharding.PartitionSpec("batch")
+  assert len(sharded_batch["pixels"].addressable_shards) == 2
+  sharded, m_sharded = step(dp.replicate(state), sharded_batch)
+  assert all(x.sharding.is_fully_replicated for x in jax.tree.leaves(sharded.params))
+  chex.assert_trees_all_close(sharded.params, single.params, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(m_sharded, m_single, rtol=1e-4, atol=1e-6)
+  with pytest.raises(UsageError, match="batch_size=7 does not divide over 2 devices"):
+    train.DataParallel(train.make_train_mesh(), 7)
+
+
+def test_training_resumes_across_a_change_in_device_count(tmp_path, full_run, data, monkeypatch):
+  """Half the run data-parallel on 2 devices, the rest resumed on one device from its checkpoint: the
+  checkpoint restores bit for bit on one device, the resumed run starts at step 4, and it ends near the
+  uninterrupted single-device run (float summation order differs, and Adam amplifies it in tiny weights)."""
+  _, summary = full_run
+  cfg = _config()
+  half = train.train_and_evaluate(cfg, str(tmp_path), *data, stop_at=4, progress=False, data_parallel=True)
+  assert half["step"] == 4 and half["evidence"] is None
+  _, restored, _ = checkpoint.load(os.path.join(str(tmp_path), "checkpoints", "latest"), step=4)
+  chex.assert_trees_all_equal(restored, jax.device_get(half["params"]))
+  starts = []
+  stream = train.batch_stream
+  monkeypatch.setattr(train, "batch_stream", lambda ds, bs, seed, start, seg: starts.append(start) or stream(
+      ds, bs, seed, start, seg))
+  rest = train.train_and_evaluate(cfg, str(tmp_path), *data, progress=False, data_parallel=False)
+  assert starts == [4] and rest["step"] == cfg.train.steps
+  chex.assert_trees_all_close(rest["params"], summary["params"], atol=1e-3)

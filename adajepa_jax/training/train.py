@@ -88,6 +88,58 @@ def make_train_step(wm, train_cfg, tx):
   return train_step
 
 
+def data_parallel_default() -> bool:
+  """Shard training batches by default on accelerators with more than one device; not on CPU, whose host
+  devices are one per core (`utils.setup_runtime`): there sharding only changes the float summation order,
+  and so the trained models, without a measured gain."""
+  return jax.default_backend() != "cpu" and jax.device_count() > 1
+
+
+def make_train_mesh() -> jax.sharding.Mesh:
+  """A 1-d mesh ('batch') over every device of every process (after `jax.distributed.initialize()`)."""
+  return jax.sharding.Mesh(np.asarray(jax.devices()), ("batch",))
+
+
+class DataParallel:
+  """Data-parallel placement for the train step: each global batch is sharded over the mesh's 'batch' axis
+  (`NamedSharding(mesh, P('batch'))`), the TrainState replicated. On several hosts every process reads the
+  same global batch (the data order is a function of the seed) and contributes its own slice.
+
+  Example:
+    dp = DataParallel(make_train_mesh(), batch_size=64)
+    state = dp.replicate(state)
+    state, metrics = train_step(state, dp.shard(batch))   # train_step jitted once
+  """
+
+  def __init__(self, mesh: jax.sharding.Mesh, batch_size: int):
+    n = mesh.devices.size
+    if batch_size % n:
+      raise UsageError(f"train.batch_size={batch_size} does not divide over {n} devices for data-parallel "
+                       f"training; use a multiple of {n}")
+    self.mesh = mesh
+    self.batch = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+    self.replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+  def replicate(self, tree):
+    """Places a host-local tree (the same on every process) replicated over the mesh."""
+    if jax.process_count() == 1:
+      return jax.device_put(tree, self.replicated)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self.replicated, np.asarray(x)), tree)
+
+  def shard(self, batch):
+    """A global batch (leading axis B, the same on every process) as arrays sharded over the mesh."""
+    if jax.process_count() == 1:
+      return jax.device_put(batch, self.batch)
+
+    def local(x):
+      x = np.asarray(x)
+      per = x.shape[0] // jax.process_count()
+      i = jax.process_index()
+      return jax.make_array_from_process_local_data(self.batch, x[i * per:(i + 1) * per], x.shape)
+
+    return jax.tree.map(local, batch)
+
+
 def make_eval_step(wm, train_cfg):
   """Returns `eval_step(params, batch) -> metrics` (the training loss terms, no gradients)."""
   loss_fn = losses.make_train_loss(wm, train_cfg)
@@ -140,9 +192,12 @@ def _dataset_fingerprint(dataset, data_dir):
 
 
 class _MetricWriter:
-  """CSV (long format) + TensorBoard writer."""
+  """CSV (long format) + TensorBoard writer; on several hosts only process 0 writes."""
 
   def __init__(self, workdir, tensorboard=True):
+    self._f = self._tb = None
+    if jax.process_index() != 0:
+      return
     path = os.path.join(workdir, "metrics.csv")
     new = not os.path.exists(path)
     self._f = open(path, "a", newline="")
@@ -155,6 +210,8 @@ class _MetricWriter:
       self._tb = SummaryWriter(os.path.join(workdir, "tb"))
 
   def write(self, step, split, metrics):
+    if self._f is None:
+      return
     for k, v in sorted(metrics.items()):
       self._csv.writerow([step, split, k, f"{float(v):.6g}"])
       if self._tb is not None:
@@ -162,7 +219,8 @@ class _MetricWriter:
     self._f.flush()
 
   def close(self):
-    self._f.close()
+    if self._f is not None:
+      self._f.close()
     if self._tb is not None:
       self._tb.close()
 
@@ -207,8 +265,9 @@ def checkpoint_evidence(path, config, wm, eval_step, val_batches, probe_data):
   _, params, stored = checkpoint.load(path)
   out = evidence(wm, params, val_batches, eval_step, probe_data, config.task.name)
   out["checkpoint_step"] = int(stored.checkpoint_meta["step"])
-  with open(os.path.join(path, "evidence.json"), "w") as f:
-    json.dump(out, f, indent=2)
+  if jax.process_index() == 0:
+    with open(os.path.join(path, "evidence.json"), "w") as f:
+      json.dump(out, f, indent=2)
   return out
 
 
@@ -241,7 +300,8 @@ def evidence(wm, params, val_batches, eval_step, probe_data=None, task_name=""):
   return out
 
 
-def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None, progress=True):
+def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None, progress=True,
+                       data_parallel=None):
   """Trains (or resumes) a world model under `workdir` and returns a summary dict.
 
   Args:
@@ -251,6 +311,9 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
       `config.train.data_dir` or `<workdir>/data`).
     stop_at: stop after this many steps without finishing (simulates an interruption; tests).
     progress: show a tqdm bar.
+    data_parallel: shard each batch over every device with the params replicated (`DataParallel`; several
+      hosts after `jax.distributed.initialize()`); None: `data_parallel_default()`. A run may resume with
+      another device count or setting (checkpoints hold plain arrays).
 
   Returns:
     {'step', 'params', 'val' (last validation metrics), 'best_val', 'evidence' (None when stopped early),
@@ -265,6 +328,9 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
   seg = int(tc.checkpoint_every)
   if seg < 1 or int(tc.eval_every) < 1:
     raise ValueError(f"train.checkpoint_every and eval_every must be >= 1, got {seg}, {tc.eval_every}")
+  if data_parallel is None:
+    data_parallel = data_parallel_default()
+  dp = DataParallel(make_train_mesh(), bs) if data_parallel else None
   val_batches = validation_batches(val_ds, tc)
   spec = obs_spec_from_batch(val_batches[0], config.data.history)
   ckpt_dir = os.path.join(workdir, "checkpoints")
@@ -283,13 +349,18 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
   wm = world_model.make_world_model(config.model, spec)
   tx = make_pretrain_optimizer(tc)
   state = create_train_state(wm, tx, jax.random.key(seed))
+  if dp is not None:
+    state = dp.replicate(state)   # restored checkpoints take this placement too
   if resume:
     params, opt_state, step = checkpoint.restore(latest, state.params, state.opt_state)
     state = TrainState(step=jnp.asarray(step, jnp.int32), params=params, opt_state=opt_state)
+    if dp is not None:   # params and optimiser state come back replicated, as the abstract state is
+      state = state.replace(step=dp.replicate(np.asarray(step, np.int32)))
     best_val = float(meta.get("best_val", best_val))
     logging.info("Resumed from %s at step %d", latest.directory, int(step))
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
   meta = {"obs_spec": spec, "dataset_fingerprint": _dataset_fingerprint(train_ds, data_dir),
           "task": config.task.name}
 
@@ -308,7 +379,8 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
   t0 = time.time()
   try:
     for step in range(start, end):
-      state, metrics = train_step(state, next(stream))
+      batch = next(stream)
+      state, metrics = train_step(state, batch if dp is None else dp.shard(batch))
       done = step + 1
       if done % log_every == 0 or done == steps:
         m = jax.device_get(metrics)
