@@ -10,6 +10,7 @@ Select one from the command line as `--config=adajepa_jax/configs/pusht.py:cpu` 
 error). `stored.py` loads the config a training workdir's checkpoint was trained with.
 """
 import ast
+from typing import Any
 
 import ml_collections
 
@@ -18,14 +19,14 @@ from adajepa_jax.errors import UsageError
 SCALES = ("tiny", "cpu", "paper")
 
 
-def task_config():
+def task_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.name = "pusht"          # a registered task name (adajepa_jax.envs.names())
   c.kwargs = ml_collections.ConfigDict({"image_size": 64})
   return c
 
 
-def data_config():
+def data_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.episodes = 1000         # offline trajectories
   c.length = 100            # env steps per trajectory
@@ -38,7 +39,7 @@ def data_config():
   return c
 
 
-def model_config():
+def model_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.encoder = "resnet"      # "resnet" (global latent) | "spatial" (patch tokens)
   c.widths = (16, 32, 64, 128)
@@ -55,7 +56,7 @@ def model_config():
   return c
 
 
-def train_config():
+def train_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.batch_size = 32
   c.steps = 2000            # cpu scale: about 10 minutes on 2 shared cores at 64 px
@@ -80,7 +81,7 @@ def train_config():
   return c
 
 
-def plan_config():
+def plan_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.planner = "cem"         # "cem" | "gd" | "mppi"
   c.horizon = 5             # model steps
@@ -95,7 +96,7 @@ def plan_config():
   return c
 
 
-def adapt_config():
+def adapt_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.enabled = True
   c.spec = "predlast+enclast"
@@ -115,7 +116,7 @@ def adapt_config():
   return c
 
 
-def eval_config():
+def eval_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.replans = 20
   c.episodes = 50
@@ -125,7 +126,7 @@ def eval_config():
   return c
 
 
-def base_config():
+def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = task_config()
   c.data = data_config()
@@ -137,7 +138,7 @@ def base_config():
   return c
 
 
-def apply_scale(c, scale):
+def apply_scale(c: ml_collections.ConfigDict, scale: str) -> ml_collections.ConfigDict:
   """Shrinks or grows `c` in place for `scale` in SCALES; unknown scales raise UsageError."""
   if scale not in SCALES:
     raise UsageError(f"Unknown config scale {scale!r}; valid scales: {', '.join(SCALES)}")
@@ -166,7 +167,7 @@ def apply_scale(c, scale):
   return c
 
 
-def push_cpu_settings(c):
+def push_cpu_settings(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """PushT / PushObj at `cpu` scale, fixed on clean PushT and seen-shape episodes (evaluation seed 0) before any
   shifted run: 2000 episodes, 8000 steps with the curvature regulariser; planning with the
   proprio term weighted 100x (it carries the agent position the visual latent encodes poorly), the
@@ -182,7 +183,7 @@ def push_cpu_settings(c):
   return c
 
 
-def parse_overrides(text):
+def parse_overrides(text: str) -> dict[str, Any]:
   """'plan.proprio_weight=10.0,plan.planner="gd"' -> {'plan.proprio_weight': 10.0, 'plan.planner': 'gd'}.
 
   Values are Python literals (quote strings); UsageError names a malformed item. (levers.py's variants; a
@@ -200,7 +201,7 @@ def parse_overrides(text):
   return overrides
 
 
-def apply_overrides(config, overrides):
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any]) -> ml_collections.ConfigDict:
   """A copy of `config` with dotted-key overrides ({'plan.proprio_weight': 10.0}); an unknown key raises
   UsageError naming the valid keys at that level (`task.kwargs` accepts new env kwargs)."""
   cfg = ml_collections.ConfigDict(config.to_dict())

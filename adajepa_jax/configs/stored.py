@@ -9,6 +9,8 @@ runs the model with the settings it was trained with unless a flag says otherwis
 A stored config written by older code that lacks a key of today's `base_config()` is refused (UsageError
 listing the keys): re-train it, or evaluate from Python with the missing keys added.
 """
+from typing import Optional
+
 import ml_collections
 
 from adajepa_jax.configs import base
@@ -32,7 +34,7 @@ def _node(c, path):
   return c
 
 
-def get_config(workdir=None):
+def get_config(workdir: Optional[str] = None) -> ml_collections.ConfigDict:
   if not workdir:
     raise UsageError("stored.py needs a training workdir: --config=adajepa_jax/configs/stored.py:<workdir>")
   from adajepa_jax.training import checkpoint   # orbax: only when a stored config is asked for

@@ -15,10 +15,12 @@ Example:
 import functools
 import os
 import time
+from typing import Any, Callable, Optional
 
 from absl import logging
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from adajepa_jax.data import storage
@@ -27,7 +29,7 @@ from adajepa_jax.envs import base as envs_base
 _TASK_ID_FIELDS = ("shape_id", "layout_id", "task_id")
 
 
-def task_id(task):
+def task_id(task: Any) -> jax.Array:
   """i32[] identifier of a task pytree (its shape/layout id), 0 if it has none."""
   for name in _TASK_ID_FIELDS:
     if hasattr(task, name):
@@ -35,7 +37,8 @@ def task_id(task):
   return jnp.int32(0)
 
 
-def make_collect(env, length, expert_fraction=0.0):
+def make_collect(env: envs_base.TaskEnv, length: int,
+                 expert_fraction: float = 0.0) -> Callable[[jax.Array], dict[str, jax.Array]]:
   """Builds the jitted collection program for `env` and `length` env steps per episode.
 
   Each episode follows `env.expert_action` with probability `expert_fraction`, else `env.explore_action`.
@@ -56,12 +59,13 @@ def make_collect(env, length, expert_fraction=0.0):
     raise ValueError(f"{type(env).__name__} has no expert policy (envs.base.ExpertPolicy); use "
                      "expert_fraction=0")
 
-  def episode(key):
+  def episode(key: jax.Array) -> dict[str, jax.Array]:
     k_reset, k_act, k_mix = jax.random.split(key, 3)
     s0 = env.reset(k_reset)
     expert = jax.random.uniform(k_mix) < expert_fraction
 
-    def body(carry, k):
+    def body(carry: tuple[envs_base.State, jax.Array], k: jax.Array
+             ) -> tuple[tuple[envs_base.State, jax.Array], tuple[Any, Any, jax.Array, jax.Array]]:
       state, prev = carry
       action = env.explore_action(k, state, prev)
       if expert_fraction > 0:
@@ -91,18 +95,21 @@ def _cached_collect(env, length, expert_fraction=0.0):
   return make_collect(env, length, expert_fraction)
 
 
-def collect(env, keys, length, expert_fraction=0.0):
+def collect(env: envs_base.TaskEnv, keys: jax.Array, length: int,
+            expert_fraction: float = 0.0) -> dict[str, jax.Array]:
   """Collects one batch of episodes (see `make_collect`); the jitted program is cached per settings."""
   return _cached_collect(env, int(length), float(expert_fraction))(keys)
 
 
-def episode_keys(seed, episodes):
+def episode_keys(seed: int, episodes: int) -> jax.Array:
   """Per-episode keys: a pure function of (seed, episodes), independent of the shard size."""
   return jax.random.split(jax.random.PRNGKey(seed), episodes)
 
 
-def collect_to_dir(env, data_dir, episodes, length, seed=0, shard_episodes=250, manifest_extra=None,
-                   progress=None, expert_fraction=0.0):
+def collect_to_dir(env: envs_base.TaskEnv, data_dir: str, episodes: int, length: int, seed: int = 0,
+                   shard_episodes: int = 250, manifest_extra: Optional[dict[str, Any]] = None,
+                   progress: Optional[Callable[[int, int], Any]] = None,
+                   expert_fraction: float = 0.0) -> dict[str, Any]:
   """Collects `episodes` episodes into shards under `data_dir`, one shard in memory at a time.
 
   Args:
@@ -201,7 +208,7 @@ def _manifest(env, config, fp, shards, complete):
   )
 
 
-def contact_sheet(pixels, columns=8):
+def contact_sheet(pixels: np.ndarray, columns: int = 8) -> np.ndarray:
   """uint8[E, T+1, H, W, 3] -> one uint8 image: a row per episode, `columns` frames evenly spaced in time."""
   e, t1, h, w, _ = pixels.shape
   idx = np.linspace(0, t1 - 1, min(columns, t1)).round().astype(int)
@@ -214,7 +221,7 @@ def contact_sheet(pixels, columns=8):
   return sheet
 
 
-def write_contact_sheet(data_dir, path, rows=6):
+def write_contact_sheet(data_dir: str, path: str, rows: int = 6) -> str:
   """Writes a PNG contact sheet of the first shard's episodes, expert and exploration rows alternating."""
   import imageio.v2 as imageio
   manifest = storage.read_manifest(data_dir)
@@ -226,7 +233,8 @@ def write_contact_sheet(data_dir, path, rows=6):
   return path
 
 
-def collect_for_config(config, workdir, progress=True, sheet_episodes=6):
+def collect_for_config(config: ml_collections.ConfigDict, workdir: str, progress: bool = True,
+                       sheet_episodes: int = 6) -> dict[str, Any]:
   """Collects (or resumes) a run config's offline dataset into `<workdir>/data`, with a contact sheet.
 
   Args:

@@ -12,6 +12,7 @@ Example:
                                        # actions f32[32, 3, A * 5]
 """
 import os
+from typing import Iterator, Optional, Union
 
 import jax
 import numpy as np
@@ -32,7 +33,7 @@ def _rng(key_or_seed):
   return np.random.default_rng(np.asarray(key, np.uint32).ravel().tolist())
 
 
-def split_episodes(num_episodes, val_fraction, seed):
+def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """Seeded split of episode indices -> (train i64[], val i64[]); at least one of each when possible."""
   if not 0.0 <= val_fraction < 1.0:
     raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
@@ -90,7 +91,7 @@ class WindowDataset:
     return len(self.episodes) * self.windows_per_episode
 
   @property
-  def task_ids(self):
+  def task_ids(self) -> np.ndarray:
     """i32[E_split] task (shape/layout) id of each episode of this split."""
     out = []
     for e in self.episodes:
@@ -102,7 +103,7 @@ class WindowDataset:
     s = int(np.searchsorted(self._offsets, episode, side="right") - 1)
     return self._shards[s], int(episode - self._offsets[s])
 
-  def window(self, episode, start):
+  def window(self, episode: int, start: int) -> dict[str, np.ndarray]:
     """One window of global episode `episode` starting at env step `start` (dict of numpy arrays)."""
     if not 0 <= start < self.windows_per_episode:
       raise ValueError(f"start must be in [0, {self.windows_per_episode}), got {start!r}")
@@ -117,7 +118,8 @@ class WindowDataset:
         "states": np.asarray(shard["states"][i, frames]),
     }
 
-  def batches(self, batch_size, key_or_seed, num_batches=None, include_states=False):
+  def batches(self, batch_size: int, key_or_seed: Union[int, jax.Array], num_batches: Optional[int] = None,
+              include_states: bool = False) -> Iterator[dict[str, np.ndarray]]:
     """Yields batches of windows sampled uniformly with replacement (forever if `num_batches` is None).
 
     Args:

@@ -12,6 +12,7 @@ resumed collection records it. `verify_shard` checks a shard against its entry.
 import hashlib
 import json
 import os
+from typing import Any
 import zipfile
 
 import numpy as np
@@ -22,11 +23,11 @@ MANIFEST = "manifest.json"
 SHARD_KEYS = ("pixels", "proprio", "actions", "states", "task_ids")
 
 
-def shard_name(index):
+def shard_name(index: int) -> str:
   return f"shard_{index:05d}.npz"
 
 
-def fingerprint(config):
+def fingerprint(config: dict[str, Any]) -> str:
   """A short stable hash of a JSON-serialisable config dict."""
   return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -40,7 +41,7 @@ class ShardError(UsageError):
     self.path, self.problem = path, problem
 
 
-def write_shard(data_dir, index, arrays):
+def write_shard(data_dir: str, index: int, arrays: dict[str, Any]) -> dict[str, Any]:
   """Writes one shard atomically (temp file + rename).
 
   Args:
@@ -87,7 +88,7 @@ def _checksum(path, expected):
     return f"an unreadable file ({type(e).__name__}: {e})"
 
 
-def recollect_command(data_dir, manifest):
+def recollect_command(data_dir: str, manifest: dict[str, Any]) -> str:
   """The `experiments/collect_data.py` command line that collects `manifest`'s dataset again into
   `data_dir` (its workdir's `data/`): the task's config file with every recorded setting as an override."""
   task = manifest.get("task", "<task>")
@@ -107,7 +108,7 @@ def recollect_command(data_dir, manifest):
   return " ".join(["python experiments/collect_data.py"] + flags)
 
 
-def verify_shard(data_dir, manifest, entry, checksum=False):
+def verify_shard(data_dir: str, manifest: dict[str, Any], entry: dict[str, Any], checksum: bool = False) -> None:
   """Checks one shard against its manifest entry: its byte size, and its checksum when `checksum` is True
   or the entry has no size (older manifests).
 
@@ -139,14 +140,14 @@ def verify_shard(data_dir, manifest, entry, checksum=False):
         f"{recollect_command(data_dir, manifest)}"))
 
 
-def write_manifest(data_dir, manifest):
+def write_manifest(data_dir: str, manifest: dict[str, Any]) -> None:
   tmp = os.path.join(data_dir, MANIFEST + ".tmp")
   with open(tmp, "w") as f:
     json.dump(manifest, f, indent=1, sort_keys=True)
   os.replace(tmp, os.path.join(data_dir, MANIFEST))
 
 
-def read_manifest(data_dir):
+def read_manifest(data_dir: str) -> dict[str, Any]:
   path = os.path.join(data_dir, MANIFEST)
   if not os.path.exists(path):
     raise UsageError(f"No {MANIFEST} in {data_dir!r}: not a dataset directory "
@@ -175,7 +176,7 @@ def _memmap_member(path, info):
   return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
 
 
-def open_shard(path):
+def open_shard(path: str) -> dict[str, np.ndarray]:
   """Opens a shard lazily: dict name -> read-only array (memory-mapped where stored uncompressed)."""
   out = {}
   with zipfile.ZipFile(path) as zf:

@@ -5,21 +5,24 @@ Example:
   wm = build.world_model_for(config, env)
   program = make_episode(env, wm, build.mode_config(config, "predlast+enclast"))
 """
+from typing import Iterable, Union
+
 import ml_collections
 
 from adajepa_jax import models
+from adajepa_jax.envs import base as envs_base
 from adajepa_jax.envs import shifts
 from adajepa_jax.eval import summary
 
 
-def world_model_for(config, env):
+def world_model_for(config: ml_collections.ConfigDict, env: envs_base.TaskEnv) -> models.WorldModel:
   """The world model matching `env`'s observation sizes and the config's frameskip/history."""
   obs_spec = dict(image_size=env.image_size, proprio_size=env.proprio_size,
                   action_size=env.action_size * config.data.frameskip, history=config.data.history)
   return models.make_world_model(config.model, obs_spec)
 
 
-def mode_config(config, mode):
+def mode_config(config: ml_collections.ConfigDict, mode: Union[str, summary.Mode]) -> ml_collections.ConfigDict:
   """A copy of `config` with adaptation on with the spec of an adaptive `mode` (a `Mode` or a mode name),
   off otherwise (frozen, oracle)."""
   mode = summary.Mode.parse(mode) if isinstance(mode, str) else mode
@@ -30,12 +33,12 @@ def mode_config(config, mode):
   return cfg
 
 
-def parse_modes(modes):
+def parse_modes(modes: Iterable[str]) -> list[summary.Mode]:
   """Mode names -> [`Mode`]; UsageError naming the valid choices for a bad one (before anything runs)."""
   return [summary.Mode.parse(m) for m in modes]
 
 
-def check_conditions(task_name, conditions):
+def check_conditions(task_name: str, conditions: Iterable[str]) -> None:
   """Raises UsageError for an unknown shift name or one that does not apply to `task_name`."""
   for name in conditions:
     shifts.get(name).check_applies(task_name)

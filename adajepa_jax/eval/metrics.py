@@ -1,17 +1,19 @@
 """Success statistics over test seeds: mean and a 95% confidence interval (Student t over seed means)."""
 import math
+from typing import Any, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import scipy.stats
 
-def t_quantile_975(df):
+def t_quantile_975(df: int) -> float:
   """The two-sided 95% Student-t quantile t_{0.975, df} (`scipy.stats.t`)."""
   if df < 1:
     raise ValueError(f"need at least 2 seeds for a confidence interval, got df={df}")
   return float(scipy.stats.t.ppf(0.975, df))
 
 
-def seed_summary(success, seeds):
+def seed_summary(success: npt.ArrayLike, seeds: int) -> dict[str, Any]:
   """Mean success (%) and 95% CI half-width over seeds.
 
   Args:
@@ -31,13 +33,14 @@ def seed_summary(success, seeds):
   return {"mean": mean, "ci95": ci, "per_seed": per_seed.tolist(), "episodes": int(success.size)}
 
 
-def success_curve(per_replan_success):
+def success_curve(per_replan_success: npt.ArrayLike) -> np.ndarray:
   """Fraction of episodes that have succeeded by each replan. f32[E, R] -> f64[R] (percent)."""
   reached = np.maximum.accumulate(np.asarray(per_replan_success) > 0.5, axis=1)
   return 100.0 * reached.mean(axis=0)
 
 
-def paired_difference(treated, control, seeds, boot=2000, seed=0):
+def paired_difference(treated: npt.ArrayLike, control: npt.ArrayLike, seeds: int, boot: int = 2000,
+                      seed: int = 0) -> dict[str, Any]:
   """Paired difference treated - control (%) on the same episodes, with two 95% intervals.
 
   The main estimate is the mean over seeds of the per-seed mean differences, with a Student-t interval over
@@ -69,14 +72,14 @@ def paired_difference(treated, control, seeds, boot=2000, seed=0):
           "episodes": int(t.size)}
 
 
-def pool_runs(outcomes, seeds):
+def pool_runs(outcomes: Sequence[npt.ArrayLike], seeds: int) -> np.ndarray:
   """Outcomes of several runs (e.g. one per shape) pooled per seed: [f[seeds * E_i]] -> f[seeds * sum E_i],
   seed-major, so `seed_summary` and `paired_difference` treat the pooled episodes of a seed as one seed."""
   per_seed = [np.asarray(o, np.float64).reshape(seeds, -1) for o in outcomes]
   return np.concatenate(per_seed, axis=1).reshape(-1)
 
 
-def first_success(per_replan_success):
+def first_success(per_replan_success: npt.ArrayLike) -> np.ndarray:
   """The first replan (0-based) at whose chunk each episode passed the test, -1 if never. f32[E, R] -> i64[E].
   `success_within(first, b)` recovers success_any at any smaller budget b: adaptation is causal, so the first
   b replans of a longer run are the run with budget b."""
@@ -84,7 +87,7 @@ def first_success(per_replan_success):
   return np.where(hit.any(axis=1), np.argmax(hit, axis=1), -1)
 
 
-def success_within(first, budget):
+def success_within(first: npt.ArrayLike, budget: int) -> np.ndarray:
   """success_any (0/1 per episode) within the first `budget` replans, from `first_success`."""
   first = np.asarray(first)
   return ((first >= 0) & (first < int(budget))).astype(np.int64)

@@ -1,13 +1,17 @@
 """Figures: success-vs-replan curves, maze trajectories, and GIFs of episodes beside their goal."""
+from typing import Mapping, Sequence, Union
+
 import imageio.v2 as imageio
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
 
 
-def plot_success_curves(curves, path, title="", budget_label="replans"):
+def plot_success_curves(curves: Mapping[str, Union[Sequence[float], np.ndarray]], path: str, title: str = "",
+                        budget_label: str = "replans") -> None:
   """curves: {label: f[R] percent reached by each replan} -> PNG at `path`."""
   fig, ax = plt.subplots(figsize=(5, 3.5))
   for label, curve in curves.items():
@@ -23,7 +27,9 @@ def plot_success_curves(curves, path, title="", budget_label="replans"):
   plt.close(fig)
 
 
-def plot_maze_trajectories(wall_mask, trajectories, goals, path, cell=1.0, title=""):
+def plot_maze_trajectories(wall_mask: npt.ArrayLike, trajectories: Sequence[npt.ArrayLike],
+                           goals: Sequence[Union[Sequence[float], np.ndarray]], path: str, cell: float = 1.0,
+                           title: str = "") -> None:
   """Top-down maze with ball trajectories.
 
   Args:
@@ -48,7 +54,7 @@ def plot_maze_trajectories(wall_mask, trajectories, goals, path, cell=1.0, title
   plt.close(fig)
 
 
-def write_episode_gif(frames, goal, path, fps=4):
+def write_episode_gif(frames: npt.ArrayLike, goal: npt.ArrayLike, path: str, fps: float = 4) -> None:
   """frames: uint8[T, H, W, 3] observed frames; goal: uint8[H, W, 3]. Each GIF frame shows frame | goal."""
   frames = np.asarray(frames)
   goal = np.broadcast_to(np.asarray(goal), frames.shape)

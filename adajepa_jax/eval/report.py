@@ -2,6 +2,7 @@
 import csv
 import math
 import os
+from typing import Any, Sequence
 
 
 def _fmt(row, key):
@@ -9,7 +10,7 @@ def _fmt(row, key):
   return f"{v:.1f}" if isinstance(v, float) else str(v)
 
 
-def write_table(rows, path_stem, columns):
+def write_table(rows: Sequence[dict[str, Any]], path_stem: str, columns: Sequence[str]) -> str:
   """Writes `rows` (list of dicts) to `<path_stem>.csv` and `<path_stem>.md`; returns the markdown text.
 
   Columns named `*_mean` are rendered together with their `*_ci95` partner as `mean ± ci` in markdown.

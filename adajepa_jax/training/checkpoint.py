@@ -11,6 +11,7 @@ Example:
 """
 import json
 import os
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import jax
 import ml_collections
@@ -18,9 +19,14 @@ import orbax.checkpoint as ocp
 
 from adajepa_jax.errors import UsageError
 
+if TYPE_CHECKING:   # imported locally by `load` (keeps orbax-only callers light)
+  from adajepa_jax.models import world_model
+
 ITEMS = ("params", "train", "config", "meta")
 #: Config sections that must match for params to be reused.
 MODEL_SECTIONS = ("model",)
+#: A config as a ConfigDict or a plain (JSON-like) dict.
+_ConfigLike = Union[ml_collections.ConfigDict, dict[str, Any]]
 
 
 def _jsonable(config):
@@ -29,12 +35,12 @@ def _jsonable(config):
   return json.loads(json.dumps(d, default=str))
 
 
-def config_diff(a, b, sections=MODEL_SECTIONS):
+def config_diff(a: _ConfigLike, b: _ConfigLike, sections: Sequence[str] = MODEL_SECTIONS) -> list[str]:
   """Lists 'section.key: a != b' for every differing key of the given sections of two configs."""
   a, b = _jsonable(a), _jsonable(b)
   out = []
 
-  def walk(x, y, prefix):
+  def walk(x: Any, y: Any, prefix: str) -> None:
     if isinstance(x, dict) and isinstance(y, dict):
       for k in sorted(set(x) | set(y)):
         walk(x.get(k, "<missing>"), y.get(k, "<missing>"), f"{prefix}.{k}" if prefix else k)
@@ -46,7 +52,8 @@ def config_diff(a, b, sections=MODEL_SECTIONS):
   return out
 
 
-def check_config(stored, expected, where, sections=MODEL_SECTIONS):
+def check_config(stored: _ConfigLike, expected: _ConfigLike, where: str,
+                 sections: Sequence[str] = MODEL_SECTIONS) -> None:
   """Raises UsageError naming every differing key if `stored` and `expected` differ in `sections`."""
   diff = config_diff(stored, expected, sections)
   if diff:
@@ -54,14 +61,15 @@ def check_config(stored, expected, where, sections=MODEL_SECTIONS):
                      f"(stored != given): {'; '.join(diff)}")
 
 
-def make_manager(directory, max_to_keep=2):
+def make_manager(directory: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
   """A synchronous `ocp.CheckpointManager` with the four items of this module."""
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                          enable_async_checkpointing=False)
   return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=ITEMS)
 
 
-def save(manager, step, params, opt_state, config, meta):
+def save(manager: ocp.CheckpointManager, step: int, params: Any, opt_state: Any, config: _ConfigLike,
+         meta: dict[str, Any]) -> None:
   """Saves one step (params, optimiser state, config, meta), replacing that step if it exists (a resumed
   run re-reaching it), and waits until it is on disk."""
   if int(step) in manager.all_steps():
@@ -90,7 +98,8 @@ def _tuples(x):
 REMOVED_KEYS = ("model.lora_rank",)
 
 
-def restore_config(manager, step=None):
+def restore_config(manager: ocp.CheckpointManager,
+                   step: Optional[int] = None) -> tuple[ml_collections.ConfigDict, dict[str, Any]]:
   """(config ConfigDict, meta dict) of a step (default: latest); JSON lists come back as tuples."""
   step = manager.latest_step() if step is None else step
   r = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
@@ -102,7 +111,8 @@ def restore_config(manager, step=None):
   return ml_collections.ConfigDict(config), r["meta"]
 
 
-def restore(manager, params_like, opt_state_like, step=None):
+def restore(manager: ocp.CheckpointManager, params_like: Any, opt_state_like: Any,
+            step: Optional[int] = None) -> tuple[Any, Any, int]:
   """Restores (params, opt_state, step) against the structure of the given example trees.
 
   Restoring against an abstract tree keeps optax's state types (named tuples) intact.
@@ -124,14 +134,14 @@ def _find_manager_dir(path):
                    "and numbered step folders)")
 
 
-def training_workdir(path):
+def training_workdir(path: str) -> str:
   """The training workdir that `path` (the workdir itself or one of its `checkpoints/<name>` folders) belongs to."""
   path = os.path.normpath(path)
   parent = os.path.dirname(path)
   return os.path.dirname(parent) if os.path.basename(parent) == "checkpoints" else path
 
 
-def run_label(path):
+def run_label(path: str) -> str:
   """A short name for the checkpoint at `path`: the workdir's name, plus `@<folder>` (e.g. `pusht@latest`)
   when `path` names one of its checkpoint folders."""
   path = os.path.normpath(path)
@@ -140,7 +150,7 @@ def run_label(path):
   return name if workdir == path else f"{name}@{os.path.basename(path)}"
 
 
-def load_config(path, step=None):
+def load_config(path: str, step: Optional[int] = None) -> tuple[ml_collections.ConfigDict, dict[str, Any]]:
   """The config a checkpoint was trained with, without its params.
 
   Args:
@@ -157,7 +167,8 @@ def load_config(path, step=None):
     manager.close()
 
 
-def load(path, config=None, step=None):
+def load(path: Optional[str], config: Optional[ml_collections.ConfigDict] = None, step: Optional[int] = None
+         ) -> tuple["world_model.WorldModel", Any, ml_collections.ConfigDict]:
   """The one way to load a trained model: its `WorldModel`, params and the config it was trained with.
 
   Args:

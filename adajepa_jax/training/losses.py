@@ -6,11 +6,17 @@ targets. Pretraining may add:
   VICReg      variance hinge (per-dim std >= 1) and off-diagonal covariance penalty on visual latents,
   decoder     pixel MSE of the visualisation decoder on stop-gradient latents (never shapes the latents).
 """
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
 import jax
 import jax.numpy as jnp
+import ml_collections
+
+if TYPE_CHECKING:   # models is heavier than this module needs at run time
+  from adajepa_jax.models import world_model
 
 
-def curvature_loss(z, valid=None):
+def curvature_loss(z: jax.Array, valid: Optional[jax.Array] = None) -> jax.Array:
   """Mean temporal curvature of latent trajectories.
 
   Args:
@@ -31,12 +37,12 @@ def curvature_loss(z, valid=None):
   return jnp.sum(curv * m) / jnp.maximum(jnp.sum(m), 1.0)
 
 
-def latent_std(z):
+def latent_std(z: jax.Array) -> jax.Array:
   """Per-dimension std over all leading axes. z: f32[..., C] -> f32[C]."""
   return jnp.std(z.reshape(-1, z.shape[-1]), axis=0)
 
 
-def vicreg_terms(z, eps=1e-4):
+def vicreg_terms(z: jax.Array, eps: float = 1e-4) -> tuple[jax.Array, jax.Array]:
   """VICReg variance and covariance terms.
 
   Args:
@@ -53,7 +59,8 @@ def vicreg_terms(z, eps=1e-4):
   return var, jnp.sum(jnp.square(off)) / z.shape[-1]
 
 
-def make_train_loss(wm, train_cfg):
+def make_train_loss(wm: "world_model.WorldModel", train_cfg: ml_collections.ConfigDict
+                    ) -> Callable[[Any, dict[str, jax.Array]], tuple[jax.Array, dict[str, jax.Array]]]:
   """The pretraining objective.
 
   Args:
@@ -70,7 +77,7 @@ def make_train_loss(wm, train_cfg):
   dw = float(train_cfg.decoder_weight)
   dv = wm.visual_dim
 
-  def loss_fn(params, batch):
+  def loss_fn(params: Any, batch: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
     pred_loss, (metrics, z) = wm.loss_with_latents(params, batch)
     zv = z[..., :dv]
     valid = batch.get("valid")

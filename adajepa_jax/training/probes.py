@@ -4,12 +4,20 @@ Example:
   rep = probes.probe_report(wm, params, probes.window_frames(train_ds, 32, 8, 0),
                             probes.window_frames(val_ds, 32, 4, 0), "pusht")   # rep['r2'] per state dim
 """
+from typing import TYPE_CHECKING, Any, Callable, Union
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+if TYPE_CHECKING:   # annotations only: no run-time dependency on models or data
+  from adajepa_jax.data import dataset as dataset_lib
+  from adajepa_jax.models import world_model
+  from adajepa_jax.training import synthetic
 
-def linear_probe(z_train, y_train, z_test, y_test, l2=1e-3):
+
+def linear_probe(z_train: jax.Array, y_train: jax.Array, z_test: jax.Array, y_test: jax.Array,
+                 l2: float = 1e-3) -> dict[str, jax.Array]:
   """Ridge regression from latents to targets, scored by R^2 on held-out samples.
 
   Args:
@@ -22,7 +30,7 @@ def linear_probe(z_train, y_train, z_test, y_test, l2=1e-3):
   """
   mu, sd = jnp.mean(z_train, 0), jnp.std(z_train, 0) + 1e-6
 
-  def feats(z):
+  def feats(z: jax.Array) -> jax.Array:
     z = (z - mu) / sd
     return jnp.concatenate([z, jnp.ones((z.shape[0], 1), z.dtype)], 1)
 
@@ -36,7 +44,7 @@ def linear_probe(z_train, y_train, z_test, y_test, l2=1e-3):
   return {"r2": r2, "r2_mean": jnp.mean(r2), "weights": w}
 
 
-def state_targets(states, task_name):
+def state_targets(states: np.ndarray, task_name: str) -> tuple[np.ndarray, list[str]]:
   """Probe targets and their names. PushT/PushObj: agent xy, block xy, cos/sin of the block angle.
 
   Other tasks: the first two state dims (position). states: f32[M, S] -> (f32[M, K], names).
@@ -48,7 +56,8 @@ def state_targets(states, task_name):
   return states[:, :2], ["x", "y"]
 
 
-def window_frames(dataset, batch_size, num_batches, seed):
+def window_frames(dataset: Union["dataset_lib.WindowDataset", "synthetic.SyntheticWindows"], batch_size: int,
+                  num_batches: int, seed: int) -> dict[str, np.ndarray]:
   """Frames with their true states from a window dataset (`batches(..., include_states=True)`).
 
   Returns:
@@ -63,7 +72,8 @@ def window_frames(dataset, batch_size, num_batches, seed):
   return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def encode_in_batches(encode_fn, params, pixels, proprio, batch_size=256):
+def encode_in_batches(encode_fn: Callable[[Any, dict[str, np.ndarray]], jax.Array], params: Any,
+                      pixels: np.ndarray, proprio: np.ndarray, batch_size: int = 256) -> np.ndarray:
   """Jitted encoder over many frames, `batch_size` at a time (the last chunk padded). -> f32[M, N, D]."""
   enc = jax.jit(encode_fn)
   m = pixels.shape[0]
@@ -75,7 +85,8 @@ def encode_in_batches(encode_fn, params, pixels, proprio, batch_size=256):
   return np.concatenate(zs)[:m]
 
 
-def probe_report(wm, params, train_frames, test_frames, task_name):
+def probe_report(wm: "world_model.WorldModel", params: Any, train_frames: dict[str, np.ndarray],
+                 test_frames: dict[str, np.ndarray], task_name: str) -> dict[str, Any]:
   """Linear probe from the visual latent (proprio dims excluded) to the true state.
 
   Fit on `train_frames`, scored on `test_frames` (use different episodes, e.g. the train and val splits).
@@ -83,7 +94,7 @@ def probe_report(wm, params, train_frames, test_frames, task_name):
   Returns:
     {'r2': {name: float}, 'r2_mean': float, 'z_std_min': float, 'z_std_mean': float, 'frames': int}.
   """
-  def feats(frames):
+  def feats(frames: dict[str, np.ndarray]) -> np.ndarray:
     z = encode_in_batches(wm.encode, params, frames["pixels"], frames["proprio"])
     return z[..., :wm.visual_dim].reshape(z.shape[0], -1)
 

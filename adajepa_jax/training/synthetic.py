@@ -3,6 +3,8 @@
 A square "agent" moves on a plain background; each model step applies the mean of its `frameskip` 2-d
 actions. It has learnable, action-dependent dynamics, so a world model's loss must fall on it.
 """
+from typing import Iterator, Optional
+
 import numpy as np
 
 
@@ -40,7 +42,8 @@ class SyntheticWindows:
   def __len__(self):
     return self.pixels.shape[0]
 
-  def batches(self, batch_size, seed, num_batches=None, include_states=False):
+  def batches(self, batch_size: int, seed: int, num_batches: Optional[int] = None,
+              include_states: bool = False) -> Iterator[dict[str, np.ndarray]]:
     """Yields {'pixels' uint8[B, h+1, H, W, 3], 'proprio' f32[B, h+1, 4], 'actions' f32[B, h, 2 * frameskip]}
     (+ 'states' f32[B, h+1, 5]: agent xy, a fixed "block" pose) in an order fixed by `seed`, one epoch
     (without replacement) or `num_batches` batches."""
