@@ -87,6 +87,25 @@ def _usage_error(exc):
   return found
 
 
+def host_info() -> dict:
+  """What a result's floats depend on besides code and seeds: the CPU (XLA:CPU compiles for the host's
+  instruction set, so MJX contacts and training drift apart between machines), the jax version and the XLA
+  flags. Recorded with data manifests, checkpoints and run summaries."""
+  import platform
+  import jax
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      lines = f.read().splitlines()
+    model = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), cpu)
+    flags = next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), [])
+    cpu = f"{model} ({', '.join(f for f in flags if f.startswith(('avx', 'fma', 'sse4')))})"
+  except OSError:
+    pass
+  return {"cpu": cpu, "jax": jax.__version__, "backend": jax.default_backend(),
+          "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
 def fail(message):
   """A user's mistake: prints `error: <message>` on stderr and exits with status 2 (what `run` does)."""
   print(f"error: {message}", file=sys.stderr)

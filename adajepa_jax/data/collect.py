@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from adajepa_jax import utils
 from adajepa_jax.data import storage
 from adajepa_jax.envs import base as envs_base
 
@@ -173,6 +174,7 @@ def collect_to_dir(env: envs_base.TaskEnv, data_dir: str, episodes: int, length:
       progress(i, num_shards)
   manifest = _manifest(env, config, fp, shards, complete=True)
   manifest["seconds"] = round(time.time() - t0, 2)
+  manifest["host"] = utils.host_info()   # not part of the fingerprint
   storage.write_manifest(data_dir, manifest)
   return manifest
 

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from adajepa_jax import adaptation
+from adajepa_jax import adaptation, utils
 from adajepa_jax.envs import shifts
 from adajepa_jax.eval import build, metrics, plots, report
 from adajepa_jax.eval import summary as summary_lib
@@ -94,7 +94,7 @@ def _summarise(cfg, condition, mode, r, seconds, evaluated_with):
       plan_visual_cost=np.mean(per["plan_visual_cost"], axis=0).tolist(),
       plan_proprio_cost=np.mean(per["plan_proprio_cost"], axis=0).tolist(),
       proprio_cost_share=float(proprio / max(proprio + visual, 1e-12)),
-      success_sym_any=sym, commit=summary_lib.code_commit())
+      success_sym_any=sym, commit=summary_lib.code_commit(), host=utils.host_info())
 
 
 def evaluate_and_report(config, params, workdir, conditions, modes, gifs=2, progress=True):

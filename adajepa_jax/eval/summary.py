@@ -145,7 +145,8 @@ class RunSummary:
   final_error_p50 / error_curve: env errors (median at the last replan; mean per replan);
   plan_*cost: the chosen plans' cost and its visual / proprio terms per replan; proprio_cost_share: the
   proprio term's share of the chosen plans' cost; evaluated_with: the conditions run in the same program;
-  commit: the code that produced it; extra: app-specific fields (e.g. levers' variant and overrides).
+  commit: the code that produced it; host: the machine (`utils.host_info`: CPU, jax, XLA flags; floats
+  differ between CPUs); extra: app-specific fields (e.g. levers' variant and overrides).
   """
   condition: str
   mode: str
@@ -172,6 +173,7 @@ class RunSummary:
   proprio_cost_share: float = float("nan")
   success_sym_any: Optional[Stat] = None
   commit: Optional[str] = None
+  host: Optional[dict] = None
   extra: dict = dataclasses.field(default_factory=dict)
 
   STATS = ("success_any", "success_final", "success_sym_any")

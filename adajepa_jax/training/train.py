@@ -23,6 +23,7 @@ import numpy as np
 import optax
 from absl import logging
 
+from adajepa_jax import utils
 from adajepa_jax.errors import UsageError
 from adajepa_jax.models import world_model
 from adajepa_jax.training import checkpoint
@@ -362,7 +363,7 @@ def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
   meta = {"obs_spec": spec, "dataset_fingerprint": _dataset_fingerprint(train_ds, data_dir),
-          "task": config.task.name}
+          "task": config.task.name, "host": utils.host_info()}
 
   train_step = jax.jit(make_train_step(wm, tc, tx))
   eval_step = jax.jit(make_eval_step(wm, tc))
