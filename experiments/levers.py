@@ -68,7 +68,7 @@ def main(argv):
   del argv
   import numpy as np
 
-  from adajepa_jax.configs import base, stored
+  from adajepa_jax.configs import base
   from adajepa_jax.eval import build, metrics, pipeline, report
   from adajepa_jax.training import checkpoint, train
 

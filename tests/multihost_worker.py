@@ -41,7 +41,6 @@ def evaluations():
 
 def main(out_dir):
   start = time.perf_counter()
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   from adajepa_jax import utils
   utils.join_hosts()   # before anything initialises JAX, as the apps' __main__ do
   import jax

@@ -1,6 +1,5 @@
 """The evaluation pipeline end to end on the tiny PushT config: files written, tables right, resume works."""
 import csv
-import json
 import os
 import subprocess
 import sys

@@ -26,17 +26,11 @@ from mujoco import mjx
 
 from adajepa_jax.envs import base
 from adajepa_jax.envs import render as R
+from adajepa_jax.envs import push_policies as policies
 from adajepa_jax.envs import shapes as shapes_lib
+from adajepa_jax.envs.push_geometry import (ACTION_SCALE, AGENT_RADIUS, ANCHOR_POSE, ARENA, SCALE,
+                                            SUCCESS_ANGLE, SUCCESS_POS, WALL, block_radius, wrap_angle)
 
-REF_ARENA = 512.0
-ARENA = 5.12                       # world units
-SCALE = ARENA / REF_ARENA          # world units per reference unit
-WALL = 7.0 * SCALE                 # inner face of the walls (gym-pusht: segments at 5 with radius 2)
-AGENT_RADIUS = 24.0 * SCALE        # >= 3 px at 64 px (the reference disc is 15; see third_party)
-ACTION_SCALE = 100.0 * SCALE       # relative target offset for |action| = 1
-SUCCESS_POS = 20.0 * SCALE         # L2 over (agent xy, block xy)
-SUCCESS_ANGLE = np.pi / 9.0
-ANCHOR_POSE = (256.0 * SCALE, 256.0 * SCALE, np.pi / 4.0)
 BOX_HALF_Z = 0.2
 # Agent: unit-mass PD of the reference (kp 100, kv 20) scaled by its mass so pushes barely slow it down.
 AGENT_MASS = 10.0
@@ -47,13 +41,7 @@ BLOCK_DAMPING = 50.0
 FRICTION = 0.5                     # agent-block sliding friction (scaled by task.friction_scale)
 
 GOAL_RULES = ("expert", "explore")
-# The expert-like pusher (goal rule and offline data): a slow, noisy pusher, like the noisy replays of human
-# demonstrations behind the reference PushT data (third_party/pusht_pushobj.md).
-EXPERT_SPEED = 0.18                # |action| while pushing (x ACTION_SCALE = 18 reference units of offset)
-EXPERT_APPROACH_SPEED = 0.5        # |action| while walking to (or around) the block
-EXPERT_NOISE = 0.1                 # std of the Gaussian action noise
-EXPERT_MOMENTUM = 0.5              # weight of the previous action
-EXPERT_ROTATE = 0.35               # lateral push offset per radian of angle error (world units)
+# Goals from the expert-like pusher (`policies.expert`):
 EXPERT_LEAD = 40                   # expert steps before a goal segment may start (approach, first contact)
 EXPERT_TRIES = 2                   # candidate expert trajectories per reset (the first with contact is kept)
 
@@ -170,17 +158,11 @@ def _block_moved(before, after):
   return jnp.max(jnp.abs(after[2:5] - before[2:5])) > 1e-4
 
 
-def _wrap(angle, symmetry=1):
-  """`angle` wrapped to [-period / 2, period / 2), period = 2 pi / symmetry (i32, broadcastable)."""
-  period = 2 * jnp.pi / jnp.asarray(symmetry, jnp.float32)
-  return jnp.mod(angle + period / 2, period) - period / 2
-
-
 def _errors(state_vec, goal_state, symmetry=1):
   """(position error, angle error) of full states f32[..., 7] against a goal: the L2 error over (agent xy,
   block xy) and the absolute block angle error modulo 2 pi / symmetry (see `PushEnv.success`)."""
   pos_err = jnp.linalg.norm(state_vec[..., :4] - goal_state[..., :4], axis=-1)
-  return pos_err, jnp.abs(_wrap(state_vec[..., 4] - goal_state[..., 4], symmetry))
+  return pos_err, jnp.abs(wrap_angle(state_vec[..., 4] - goal_state[..., 4], symmetry))
 
 
 class PushEnv(base.TaskEnv, base.ExpertPolicy, base.HostPhysics):
@@ -320,7 +302,7 @@ class PushEnv(base.TaskEnv, base.ExpertPolicy, base.HostPhysics):
     def goal_step(carry, k):
       d, prev = carry
       s = self._state_vec(d)
-      a = self._expert(k, s, task, target, prev) if expert else self._explore(k, s, task, prev)
+      a = policies.expert(k, s, task, target, prev) if expert else policies.explore(k, s, task, prev)
       nd = self._physics(model, d, a)
       moved = _block_moved(d.qpos, nd.qpos)
       return (nd, a), (nd.qpos, nd.qvel, moved)
@@ -352,11 +334,11 @@ class PushEnv(base.TaskEnv, base.ExpertPolicy, base.HostPhysics):
 
   def explore_action(self, key, state, prev_action):
     """Scripted pushes: head for a random point on the block (and beyond it), plus noise and momentum."""
-    return self._explore(key, state.info["state"], state.info["task"], prev_action)
+    return policies.explore(key, state.info["state"], state.info["task"], prev_action)
 
   def expert_action(self, key, state, prev_action):
-    """The expert-like pusher: pushes the block towards `state.info['expert_target']` (see `_expert`)."""
-    return self._expert(key, state.info["state"], state.info["task"], state.info["expert_target"],
+    """The expert-like pusher: pushes the block towards `state.info['expert_target']` (`policies.expert`)."""
+    return policies.expert(key, state.info["state"], state.info["task"], state.info["expert_target"],
                         prev_action)
 
   def simulate(self, state, actions):
@@ -374,7 +356,7 @@ class PushEnv(base.TaskEnv, base.ExpertPolicy, base.HostPhysics):
   def goal_cost(self, state_vec, goal_state):
     """Squared goal error in units of the success tolerances: f32[...] (< 1 per term inside them)."""
     pos = jnp.sum(jnp.square(state_vec[..., :4] - goal_state[..., :4]), -1) / SUCCESS_POS ** 2
-    ang = jnp.square(_wrap(state_vec[..., 4] - goal_state[..., 4]) / SUCCESS_ANGLE)
+    ang = jnp.square(wrap_angle(state_vec[..., 4] - goal_state[..., 4]) / SUCCESS_ANGLE)
     return pos + ang
 
   # --- rendering --------------------------------------------------------------------------------------
@@ -482,10 +464,6 @@ class PushEnv(base.TaskEnv, base.ExpertPolicy, base.HostPhysics):
     data = jax.lax.fori_loop(0, self.substeps, lambda _, d: _mjx_step(model, d), data)
     return data.replace(qvel=data.qvel.at[self._block_dofs].set(0.0))
 
-  def _block_radius(self, task):
-    corner = jnp.linalg.norm(jnp.abs(task.boxes[:, :2]) + task.boxes[:, 2:], axis=-1)
-    return jnp.max(jnp.where(task.mask, corner, 0.0))
-
   def _sample_qpos(self, key, task, expert=False, tries=8):
     """Initial qpos f32[5] and the expert's target pose f32[3].
 
@@ -510,7 +488,7 @@ class PushEnv(base.TaskEnv, base.ExpertPolicy, base.HostPhysics):
       target_xy = jax.random.uniform(kdir, (2,), minval=100 * SCALE, maxval=400 * SCALE)
       angles = jax.random.uniform(kd, (tries,), minval=-jnp.pi, maxval=jnp.pi)
     target = jnp.concatenate([target_xy, jax.random.uniform(kth, (1,), minval=-jnp.pi, maxval=jnp.pi)])
-    reach = self._block_radius(task) + AGENT_RADIUS
+    reach = block_radius(task) + AGENT_RADIUS
     dist = jax.random.uniform(kr, (tries,), minval=0.3 * reach, maxval=reach + 150 * SCALE)
     cands = block_xy + dist[:, None] * jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1)
     lo, hi = WALL + AGENT_RADIUS + 0.02, ARENA - WALL - AGENT_RADIUS - 0.02
@@ -519,59 +497,6 @@ class PushEnv(base.TaskEnv, base.ExpertPolicy, base.HostPhysics):
     ok = sdf > AGENT_RADIUS + 0.02
     agent_xy = cands[jnp.argmax(ok)]   # first non-overlapping candidate (the last one if none is)
     return jnp.concatenate([agent_xy, block_xy, theta[None]]), target
-
-  def _explore(self, key, state_vec, task, prev_action):
-    k_box, k_pt, k_noise, k_rand, k_u = jax.random.split(key, 5)
-    logits = jnp.where(task.mask, 0.0, -jnp.inf)
-    i = jax.random.categorical(k_box, logits)
-    local = task.boxes[i, :2] + jax.random.uniform(k_pt, (2,), minval=-1.0, maxval=1.0) * task.boxes[i, 2:]
-    th = state_vec[4]
-    c, s = jnp.cos(th), jnp.sin(th)
-    aim = state_vec[2:4] + jnp.array([c * local[0] - s * local[1], s * local[0] + c * local[1]])
-    delta = aim - state_vec[:2]
-    dist = jnp.linalg.norm(delta)
-    heading = delta / jnp.maximum(dist, 1e-6) * jnp.minimum(1.0, dist / ACTION_SCALE + 0.5)
-    heading = 0.7 * heading + 0.3 * prev_action + 0.3 * jax.random.normal(k_noise, (2,))
-    rand = jax.random.uniform(k_rand, (2,), minval=-1.0, maxval=1.0)
-    act = jnp.where(jax.random.uniform(k_u) < 0.15, rand, heading)
-    return jnp.clip(act, -1.0, 1.0)
-
-  def _expert(self, key, state_vec, task, target, prev_action):
-    """A goal-directed pusher (quasi-static pushing heuristics), slow and noisy like human demonstrations.
-
-    It pushes the block along the line to the target position, from behind the block's support point in that
-    direction, offset sideways in proportion to the angle error so the push also turns the block; when it is
-    on the wrong side of the block it first walks around it. Step sizes EXPERT_SPEED, Gaussian noise
-    EXPERT_NOISE, momentum EXPERT_MOMENTUM. Returns f32[2] in [-1, 1].
-    """
-    agent, block, theta = state_vec[:2], state_vec[2:4], state_vec[4]
-    err = target[:2] - block
-    u = err / jnp.maximum(jnp.linalg.norm(err), 1e-6)           # push direction
-    n = jnp.array([-u[1], u[0]])                                  # its left normal
-    # Support distance of the block behind its centre along -u (box corners in the world frame).
-    c, s_ = jnp.cos(theta), jnp.sin(theta)
-    signs = jnp.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], jnp.float32)
-    local = task.boxes[:, None, :2] + signs[None] * task.boxes[:, None, 2:]             # [K, 4, 2]
-    world = jnp.stack([c * local[..., 0] - s_ * local[..., 1], s_ * local[..., 0] + c * local[..., 1]], -1)
-    back = jnp.max(jnp.where(task.mask[:, None], world @ -u, -jnp.inf))
-    radius = self._block_radius(task)
-    # Offset o along n makes torque -o (unit push along u): turn towards the target angle.
-    offset = jnp.clip(-EXPERT_ROTATE * _wrap(target[2] - theta), -0.4 * radius, 0.4 * radius)
-    rel = agent - block
-    behind = rel @ -u > back + 0.3 * AGENT_RADIUS
-    pre = block - u * (back + AGENT_RADIUS + 5 * SCALE) + n * offset
-    lined_up = behind & (jnp.abs(rel @ n - offset) < 20 * SCALE)
-    side = jnp.where(rel @ n >= 0, 1.0, -1.0)
-    # Walk around: to the block's side first (while ahead of it), then to a point behind it on that side.
-    clear = radius + AGENT_RADIUS + 10 * SCALE
-    around = block + n * side * clear - u * jnp.where(rel @ u > 0, 0.0, back + AGENT_RADIUS + 10 * SCALE)
-    waypoint = jnp.where(lined_up, agent + u * ACTION_SCALE, jnp.where(behind, pre, around))
-    delta = (waypoint - agent) / ACTION_SCALE
-    speed = jnp.where(lined_up, EXPERT_SPEED, EXPERT_APPROACH_SPEED)
-    delta = delta / jnp.maximum(jnp.linalg.norm(delta) / speed, 1.0)
-    act = (1 - EXPERT_MOMENTUM) * delta + EXPERT_MOMENTUM * prev_action
-    act = act + EXPERT_NOISE * jax.random.normal(key, (2,))
-    return jnp.clip(act, -1.0, 1.0)
 
 
 def make_pusht(**kwargs):

@@ -340,6 +340,13 @@ class ShiftedEnv(brax.envs.Wrapper, base.TaskEnv):
     key = jax.random.key(0) if key is None else key
     return self.condition.apply_pixels(self.env.render(state_vec, task), key)
 
+  def simulate(self, state, actions):
+    """The task's physics (the state already carries the transformed task)."""
+    return self.env.simulate(state, actions)
+
+  def goal_cost(self, state_vec, goal_state):
+    return self.env.goal_cost(state_vec, goal_state)
+
 
 # ------------------------------------------------------------------------------------------ the registry
 _PUSH, _MAZE, _ALL = ("push*",), ("pointmaze_*",), ("push*", "pointmaze_*")
