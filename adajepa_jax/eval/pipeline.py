@@ -17,8 +17,10 @@ Every mode other than frozen is compared with frozen on the same episodes (paire
 import json
 import os
 import time
+from typing import Any, Optional, Sequence, Union
 
 import jax
+import ml_collections
 import numpy as np
 from tqdm import tqdm
 
@@ -29,7 +31,8 @@ from adajepa_jax.eval import summary as summary_lib
 from adajepa_jax.mpc import episode_keys, evaluate, make_episode, make_oracle_episode, with_conditions
 
 
-def run_conditions(config, params, condition_names, mode, gifs=0):
+def run_conditions(config: ml_collections.ConfigDict, params: Any, condition_names: Sequence[str],
+                   mode: Union[str, summary_lib.Mode], gifs: int = 0) -> tuple[list, Any]:
   """Runs conditions that build the same env (`shifts.same_env`) under one mode (a `summary.Mode` or its name)
   as one program, each on the same `config.eval.seeds x config.eval.episodes` episodes (paired across
   conditions and modes).
@@ -97,7 +100,9 @@ def _summarise(cfg, condition, mode, r, seconds, evaluated_with):
       success_sym_any=sym, commit=summary_lib.code_commit(), host=utils.host_info())
 
 
-def evaluate_and_report(config, params, workdir, conditions, modes, gifs=2, progress=True):
+def evaluate_and_report(config: ml_collections.ConfigDict, params: Any, workdir: str, conditions: Sequence[str],
+                        modes: Sequence[str], gifs: int = 2,
+                        progress: bool = True) -> list[summary_lib.RunSummary]:
   """Runs every (condition, mode) pair and writes the report files listed in the module docstring.
 
   Conditions that build the same env run together as one program per mode. Returns the list of RunSummary
@@ -136,13 +141,13 @@ def evaluate_and_report(config, params, workdir, conditions, modes, gifs=2, prog
   return summaries
 
 
-def read_summary(path):
+def read_summary(path: str) -> summary_lib.RunSummary:
   """The RunSummary stored at `path` (a results/<condition>__<mode>.json)."""
   with open(path) as f:
     return summary_lib.RunSummary.from_json(json.load(f))
 
 
-def write_summary(run, path):
+def write_summary(run: summary_lib.RunSummary, path: str) -> None:
   with open(path, "w") as f:
     json.dump(run.to_json(), f, indent=1)
 
@@ -159,7 +164,7 @@ def _write_run_figures(workdir, cond, mode, result, gifs):
         os.path.join(workdir, f"maze_{cond}__{mode}.png"), title=f"{cond} / {mode}")
 
 
-def paired(run, baseline):
+def paired(run: summary_lib.RunSummary, baseline: Optional[summary_lib.RunSummary]) -> Optional[dict]:
   """Paired difference run - baseline of success_any (%) on the same episodes (`metrics.paired_difference`),
   or None when either lacks per-episode outcomes or they are not the same number of episodes."""
   a = run.episodes.get("success_any")

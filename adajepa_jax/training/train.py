@@ -14,11 +14,12 @@ import csv
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Callable, Iterator, Optional
 
 import flax
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 from absl import logging
@@ -39,13 +40,13 @@ class TrainState:
   opt_state: Any
 
 
-def obs_spec_from_batch(batch, history):
+def obs_spec_from_batch(batch: dict[str, Any], history: int) -> dict[str, int]:
   """The world model's obs_spec from a loader batch {'pixels' [B, h+1, H, W, 3], 'proprio', 'actions'}."""
   return {"image_size": int(batch["pixels"].shape[-2]), "proprio_size": int(batch["proprio"].shape[-1]),
           "action_size": int(batch["actions"].shape[-1]), "history": int(history)}
 
 
-def param_labels(params):
+def param_labels(params: Any) -> Any:
   """'encoder' for params['encoder'], 'predictor' for everything else (predictor, action/proprio encoders,
   decoder, adapters): the two learning-rate groups."""
   return {k: jax.tree.map(lambda _, k=k: "encoder" if k == "encoder" else "predictor", v)
@@ -58,7 +59,7 @@ def _schedule(lr, train_cfg):
       0.0, lr, warmup, max(steps, warmup + 1), end_value=lr * float(train_cfg.final_lr_fraction))
 
 
-def make_pretrain_optimizer(train_cfg):
+def make_pretrain_optimizer(train_cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Global-norm clipping, then AdamW with separate warmup-cosine learning rates for encoder / predictor."""
   wd = float(train_cfg.weight_decay)
   return optax.chain(
@@ -69,13 +70,15 @@ def make_pretrain_optimizer(train_cfg):
           param_labels))
 
 
-def create_train_state(wm, tx, key):
+def create_train_state(wm: world_model.WorldModel, tx: optax.GradientTransformation,
+                       key: jax.Array) -> TrainState:
   """A fresh TrainState from `wm.init(key)`."""
   params = wm.init(key)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=jax.jit(tx.init)(params))
 
 
-def make_train_step(wm, train_cfg, tx):
+def make_train_step(wm: world_model.WorldModel, train_cfg: ml_collections.ConfigDict,
+                    tx: optax.GradientTransformation) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
   """Returns the pure `train_step(state, batch) -> (state, metrics)` (jit it once)."""
   loss_fn = losses.make_train_loss(wm, train_cfg)
 
@@ -121,13 +124,13 @@ class DataParallel:
     self.batch = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
     self.replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
-  def replicate(self, tree):
+  def replicate(self, tree: Any) -> Any:
     """Places a host-local tree (the same on every process) replicated over the mesh."""
     if jax.process_count() == 1:
       return jax.device_put(tree, self.replicated)
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self.replicated, np.asarray(x)), tree)
 
-  def shard(self, batch):
+  def shard(self, batch: dict[str, Any]) -> dict[str, jax.Array]:
     """A global batch (leading axis B, the same on every process) as arrays sharded over the mesh."""
     if jax.process_count() == 1:
       return jax.device_put(batch, self.batch)
@@ -141,13 +144,14 @@ class DataParallel:
     return jax.tree.map(local, batch)
 
 
-def make_eval_step(wm, train_cfg):
+def make_eval_step(wm: world_model.WorldModel,
+                   train_cfg: ml_collections.ConfigDict) -> Callable[[Any, dict], dict]:
   """Returns `eval_step(params, batch) -> metrics` (the training loss terms, no gradients)."""
   loss_fn = losses.make_train_loss(wm, train_cfg)
   return lambda params, batch: loss_fn(params, batch)[1]
 
 
-def segment_seed(seed, segment, epoch=0, stream=1):
+def segment_seed(seed: int, segment: int, epoch: int = 0, stream: int = 1) -> int:
   """The loader seed of a data segment: a deterministic function of (seed, stream, segment, epoch).
 
   stream 1 is training, stream 0 the fixed validation batches.
@@ -155,7 +159,8 @@ def segment_seed(seed, segment, epoch=0, stream=1):
   return int(np.random.SeedSequence([int(seed), int(stream), int(segment), int(epoch)]).generate_state(1)[0])
 
 
-def batch_stream(dataset, batch_size, seed, start_step, segment_len):
+def batch_stream(dataset: Any, batch_size: int, seed: int, start_step: int,
+                 segment_len: int) -> Iterator[dict[str, np.ndarray]]:
   """Yields training batches for steps start_step, start_step + 1, ... (start_step % segment_len == 0).
 
   Segment s (steps [s * segment_len, (s + 1) * segment_len)) draws from `dataset.batches(batch_size,
@@ -226,7 +231,7 @@ class _MetricWriter:
       self._tb.close()
 
 
-def make_datasets(config, data_dir):
+def make_datasets(config: ml_collections.ConfigDict, data_dir: str) -> tuple[Any, Any]:
   from adajepa_jax.data import dataset as dataset_lib  # the data package, imported when needed
 
   kw = dict(history=int(config.data.history), frameskip=int(config.data.frameskip),
@@ -235,7 +240,7 @@ def make_datasets(config, data_dir):
           dataset_lib.WindowDataset(data_dir, split="val", **kw))
 
 
-def validation_batches(val_ds, train_cfg):
+def validation_batches(val_ds: Any, train_cfg: ml_collections.ConfigDict) -> list[dict[str, np.ndarray]]:
   """The fixed validation batches (the first `eval_batches` full batches of the val split's stream 0)."""
   bs, out = int(train_cfg.batch_size), []
   for b in val_ds.batches(bs, segment_seed(int(train_cfg.seed), 0, stream=0)):
@@ -248,7 +253,7 @@ def validation_batches(val_ds, train_cfg):
   return out
 
 
-def probe_frames(train_ds, val_ds, train_cfg):
+def probe_frames(train_ds: Any, val_ds: Any, train_cfg: ml_collections.ConfigDict) -> Optional[tuple]:
   """(train frames, held-out frames) for the linear probe, or None when `train.probe_batches` is 0."""
   nb, bs, seed = int(train_cfg.probe_batches), int(train_cfg.batch_size), int(train_cfg.seed)
   if not nb:
@@ -257,7 +262,8 @@ def probe_frames(train_ds, val_ds, train_cfg):
           probes.window_frames(val_ds, bs, max(1, nb // 2), segment_seed(seed, 0, stream=3)))
 
 
-def checkpoint_evidence(path, config, wm, eval_step, val_batches, probe_data):
+def checkpoint_evidence(path: str, config: ml_collections.ConfigDict, wm: world_model.WorldModel,
+                        eval_step: Callable, val_batches: list, probe_data: Optional[tuple]) -> dict[str, Any]:
   """`evidence` of the checkpoint at `path`, written to `<path>/evidence.json` and returned.
 
   path: a training workdir (its best checkpoint, else latest: the one evaluation loads) or a manager folder
@@ -272,7 +278,7 @@ def checkpoint_evidence(path, config, wm, eval_step, val_batches, probe_data):
   return out
 
 
-def read_evidence(path, step):
+def read_evidence(path: str, step: int) -> dict[str, Any]:
   """The evidence.json written for the checkpoint at `path` (as `checkpoint_evidence` names it); UsageError if it
   is missing or describes another step than `step` (a table must report the checkpoint it evaluates)."""
   file = os.path.join(path, "evidence.json")
@@ -287,7 +293,8 @@ def read_evidence(path, step):
   return ev
 
 
-def evidence(wm, params, val_batches, eval_step, probe_data=None, task_name=""):
+def evidence(wm: world_model.WorldModel, params: Any, val_batches: list, eval_step: Callable,
+             probe_data: Optional[tuple] = None, task_name: str = "") -> dict[str, Any]:
   """Planning-readiness numbers: val prediction loss vs the copy-last baseline, latent std, probe R^2.
 
   probe_data: optional (train_frames, test_frames) for `probes.probe_report`.
@@ -301,8 +308,9 @@ def evidence(wm, params, val_batches, eval_step, probe_data=None, task_name=""):
   return out
 
 
-def train_and_evaluate(config, workdir, train_ds=None, val_ds=None, stop_at=None, progress=True,
-                       data_parallel=None):
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, train_ds: Any = None, val_ds: Any = None,
+                       stop_at: Optional[int] = None, progress: bool = True,
+                       data_parallel: Optional[bool] = None) -> dict[str, Any]:
   """Trains (or resumes) a world model under `workdir` and returns a summary dict.
 
   Args:
