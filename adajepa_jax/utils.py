@@ -140,7 +140,8 @@ def join_hosts():
   """Several hosts: with $JAX_COORDINATOR_ADDRESS set (process 0's host:port), joins the $JAX_NUM_PROCESSES
   processes as process $JAX_PROCESS_ID (`jax.distributed.initialize`); a no-op without it. Must run before
   anything initialises JAX (loading the stored config does). Every process then evaluates its share of the
-  episodes (evaluate.py) or its slice of each batch (train_world_model.py with data-parallel training)."""
+  episodes (evaluate.py), collects its share of each shard's episodes (collect_data.py) or trains on its
+  slice of each batch (train_world_model.py), with data parallelism on."""
   if not os.environ.get("JAX_COORDINATOR_ADDRESS"):
     return
   bad = [f"{v}={os.environ.get(v)!r}" for v in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID")

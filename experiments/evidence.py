@@ -35,7 +35,7 @@ def main(argv):
   data_dir = config.train.data_dir or os.path.join(checkpoint.training_workdir(path), "data")
   train_ds, val_ds = train.make_datasets(config, data_dir)
   val_batches = train.validation_batches(val_ds, config.train)
-  wm = models.make_world_model(config.model, train.obs_spec_from_batch(val_batches[0], config.data.history))
+  wm = models.make_world_model(config.model, config.checkpoint.obs_spec.to_dict())
   eval_step = jax.jit(train.make_eval_step(wm, config.train))
   ev = train.checkpoint_evidence(path, config, wm, eval_step, val_batches,
                                  train.probe_frames(train_ds, val_ds, config.train))

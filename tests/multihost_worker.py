@@ -4,7 +4,8 @@
   XLA_FLAGS=--xla_force_host_platform_device_count=1 JAX_PLATFORMS=cpu python tests/multihost_worker.py <dir>
 
 joins the cluster as experiments/evaluate.py does (`utils.join_hosts`), evaluates its share of `evaluations()`
-and writes the gathered results to <dir>/process_<i>.npz.
+and writes the gathered results to <dir>/process_<i>.npz; then collects its share of `collection(<dir>/data)`
+(process 0 writes the shards).
 """
 import os
 import sys
@@ -39,6 +40,19 @@ def evaluations():
   return out
 
 
+def collection(data_dir):
+  """Collects 5 tiny-PointMaze episodes x 6 steps in shards of 4 (the second padded) into `data_dir`, each
+  shard's episodes split over all devices of all processes. Returns the manifest (None off process 0)."""
+  from adajepa_jax import envs, sharding
+  from adajepa_jax.configs import pointmaze
+  from adajepa_jax.data import collect
+
+  cfg = pointmaze.get_config("tiny")
+  env = envs.make(cfg.task.name, **cfg.task.kwargs)
+  return collect.collect_to_dir(env, data_dir, episodes=5, length=6, seed=1, shard_episodes=4,
+                                mesh=sharding.make_mesh())
+
+
 def main(out_dir):
   start = time.perf_counter()
   from adajepa_jax import utils
@@ -49,6 +63,8 @@ def main(out_dir):
       jax.process_count(), jax.local_devices())
   out = evaluations()
   np.savez(os.path.join(out_dir, f"process_{jax.process_index()}.npz"), **out)
+  manifest = collection(os.path.join(out_dir, "data"))
+  assert (manifest is None) == (jax.process_index() != 0), manifest
   print(f"process {jax.process_index()}/{jax.process_count()}: {len(jax.devices())} devices, "
         f"{time.perf_counter() - start:.1f} s", flush=True)
 

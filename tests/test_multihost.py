@@ -1,6 +1,7 @@
-"""Multi-host evaluation for real: 2 local processes (1 CPU device each, coordinator on 127.0.0.1) evaluate a
-tiny frozen and adaptive run together; each gathers all results, which must equal this process's run of the
-same keys on its 2 host devices (the same partitioned program), bit for bit.
+"""Multi-host evaluation and data collection for real: 2 local processes (1 CPU device each, coordinator on
+127.0.0.1) evaluate a tiny frozen and adaptive run together; each gathers all results, which must equal this
+process's run of the same keys on its 2 host devices (the same partitioned program), bit for bit. Then they
+collect a tiny dataset together, which process 0 writes: it must equal this process's 2-device collection.
 
 The three processes compile the two programs side by side; process 1 always compiles (JAX caches a
 multi-process CPU program for process 0 only): 65-120 s on 2 shared cores, 165 s with an empty cache."""
@@ -41,6 +42,7 @@ def test_two_processes_gather_the_single_process_results(tmp_path):
            for i in range(2)]
   try:
     reference = multihost_worker.evaluations()   # meanwhile, here on this process's 2 host devices
+    multihost_worker.collection(str(tmp_path / "reference_data"))
     for p in procs:
       p.wait(timeout=max(30.0, TIMEOUT_S - (time.perf_counter() - start)))
   finally:
@@ -58,3 +60,12 @@ def test_two_processes_gather_the_single_process_results(tmp_path):
       for name, value in reference.items():
         assert gathered[name].shape[0] == 2 * 3, name   # 3 episodes x 2 conditions, pads dropped
         np.testing.assert_array_equal(gathered[name], value, err_msg=f"process {i}: {name}")
+
+  from adajepa_jax.data import storage
+  written, reference_manifest = (storage.read_manifest(str(tmp_path / d)) for d in ("data", "reference_data"))
+  assert written["complete"] and written["collected_episodes"] == 5
+  assert len(written["shards"]) == len(reference_manifest["shards"]) == 2
+  for entry in written["shards"]:
+    got, want = (storage.open_shard(str(tmp_path / d / entry["file"])) for d in ("data", "reference_data"))
+    for k in storage.SHARD_KEYS:
+      np.testing.assert_array_equal(got[k], want[k], err_msg=f"{entry['file']}: {k}")

@@ -152,3 +152,23 @@ def test_paired_differences_between_modes_on_known_outcomes(tmp_path):
   assert float(row["diff_mean"]) == pytest.approx(20.0)   # per seed: +20, +20
   assert float(row["diff_ci95"]) == pytest.approx(0.0)
   assert "B - A" in (tmp_path / "paired_modes.md").read_text()
+
+
+def test_an_env_other_than_the_models_is_refused():
+  """A stored config carries its checkpoint's obs_spec; an env with other observations is a UsageError that
+  names both specs (here: 32 px frames for a model trained on 16 px ones)."""
+  import ml_collections
+  from adajepa_jax import envs, models
+  from adajepa_jax.configs import pusht
+  from adajepa_jax.errors import UsageError
+  from adajepa_jax.eval import build
+  cfg = pusht.get_config("tiny")
+  env = envs.make(cfg.task.name, **cfg.task.kwargs)
+  spec = models.obs_spec(env.image_size, env.proprio_size, env.action_size * cfg.data.frameskip,
+                         cfg.data.history)
+  cfg.checkpoint = ml_collections.ConfigDict({"workdir": "w", "step": 1, "obs_spec": spec})
+  assert build.world_model_for(cfg, env).action_size == spec["action_size"]
+  other = envs.make(cfg.task.name, **dict(cfg.task.kwargs, image_size=2 * env.image_size))
+  with pytest.raises(UsageError, match=r"trained on observations .*'image_size': %d.* gives .*'image_size': %d"
+                     % (env.image_size, 2 * env.image_size)):
+    build.world_model_for(cfg, other)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adajepa_jax import models
+from adajepa_jax import models, sharding
 from adajepa_jax.configs import pusht
 from adajepa_jax.errors import UsageError
 from adajepa_jax.training import checkpoint, losses, probes, synthetic, train
@@ -198,7 +198,7 @@ def test_sharded_step_equals_the_single_device_step(data):
   state = train.create_train_state(wm, tx, jax.random.key(0))
   step = jax.jit(train.make_train_step(wm, cfg.train, tx))
   single, m_single = step(state, batch)
-  dp = train.DataParallel(train.make_train_mesh(), cfg.train.batch_size)
+  dp = train.DataParallel(sharding.make_mesh(), cfg.train.batch_size)
   sharded_batch = dp.shard(batch)
   assert len(jax.devices()) == 2 and sharded_batch["pixels"].sharding.spec == jax.sharding.PartitionSpec("batch")
   assert len(sharded_batch["pixels"].addressable_shards) == 2
@@ -207,7 +207,7 @@ def test_sharded_step_equals_the_single_device_step(data):
   chex.assert_trees_all_close(sharded.params, single.params, rtol=1e-5, atol=1e-6)
   chex.assert_trees_all_close(m_sharded, m_single, rtol=1e-4, atol=1e-6)
   with pytest.raises(UsageError, match="batch_size=7 does not divide over 2 devices"):
-    train.DataParallel(train.make_train_mesh(), 7)
+    train.DataParallel(sharding.make_mesh(), 7)
 
 
 def test_training_resumes_across_a_change_in_device_count(tmp_path, full_run, data, monkeypatch):

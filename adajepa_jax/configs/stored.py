@@ -4,7 +4,8 @@ runs the model with the settings it was trained with unless a flag says otherwis
   python experiments/evaluate.py --config=adajepa_jax/configs/stored.py:workdirs/pusht \
       --config.plan.planner=gd --config.eval.seed=1 --workdir=workdirs/pusht/eval_gd
 
-`config.checkpoint` ({workdir, step}) names the checkpoint; the apps load it with
+`config.checkpoint` ({workdir, step, obs_spec}) names the checkpoint and the observations it was trained on
+(`eval.build.world_model_for` refuses an env that gives others); the apps load it with
 `training.checkpoint.load(None, config=config)` (this module is data: it loads no params).
 A stored config written by older code that lacks a key of today's `base_config()` is refused (UsageError
 listing the keys): re-train it, or evaluate from Python with the missing keys added.
@@ -49,5 +50,6 @@ def get_config(workdir: Optional[str] = None) -> ml_collections.ConfigDict:
   if missing:
     raise UsageError(f"The config stored in {workdir!r} (step {meta['step']}) was written by older code and "
                      f"lacks {', '.join(missing)}; re-train it with this code")
-  config.checkpoint = ml_collections.ConfigDict({"workdir": workdir, "step": int(meta["step"])})
+  config.checkpoint = ml_collections.ConfigDict(
+      {"workdir": workdir, "step": int(meta["step"]), "obs_spec": dict(meta["obs_spec"])})
   return config

@@ -5,7 +5,9 @@ noise; mazes: random with momentum) or, for a fraction `expert_fraction` of the 
 `expert_action` (PushT/PushObj: the expert-like pusher driving the block towards a target pose).
 `collect_to_dir` writes shards one at a time, so the whole dataset is
 never held in memory, and records the fraction of episodes whose block was touched. It resumes: a shard
-of an identical earlier run is kept if it passes its checksum, else collected again.
+of an identical earlier run is kept if it passes its checksum, else collected again. With a `mesh`
+(`sharding.make_mesh()`), each shard's episodes are split over its devices, on several hosts too (after
+`utils.join_hosts`: every process runs the same call, process 0 writes the files).
 
 Example:
   env = envs.make('pusht', image_size=64)
@@ -23,7 +25,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from adajepa_jax import utils
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from adajepa_jax import sharding, utils
 from adajepa_jax.data import storage
 from adajepa_jax.envs import base as envs_base
 
@@ -38,11 +43,13 @@ def task_id(task: Any) -> jax.Array:
   return jnp.int32(0)
 
 
-def make_collect(env: envs_base.TaskEnv, length: int,
-                 expert_fraction: float = 0.0) -> Callable[[jax.Array], dict[str, jax.Array]]:
+def make_collect(env: envs_base.TaskEnv, length: int, expert_fraction: float = 0.0,
+                 mesh: Optional[Mesh] = None) -> Callable[[jax.Array], dict[str, Any]]:
   """Builds the jitted collection program for `env` and `length` env steps per episode.
 
   Each episode follows `env.expert_action` with probability `expert_fraction`, else `env.explore_action`.
+  With `mesh`, the episodes are sharded over its 'batch' axis (padded to a multiple of its size, pads
+  dropped) and the results come back as numpy arrays, complete on every process.
 
   Returns:
     collect(keys u32[E, 2] or typed keys [E]) -> dict with pixels uint8[E, T+1, H, W, 3],
@@ -88,18 +95,29 @@ def make_collect(env: envs_base.TaskEnv, length: int,
         "expert": expert,
     }
 
-  return jax.jit(jax.vmap(episode))
+  if mesh is None:
+    return jax.jit(jax.vmap(episode))
+  rows = NamedSharding(mesh, P("batch"))
+  program = jax.jit(jax.vmap(episode), in_shardings=rows, out_shardings=rows)
+
+  def run(keys):
+    keys = np.asarray(keys)
+    n = keys.shape[0]
+    out = program(sharding.place(keys[sharding.pad_rows(n, mesh.devices.size)], rows))
+    return jax.tree.map(lambda x: np.asarray(x)[:n], sharding.to_host(out, mesh))
+
+  return run
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_collect(env, length, expert_fraction=0.0):
-  return make_collect(env, length, expert_fraction)
+def _cached_collect(env, length, expert_fraction=0.0, mesh=None):
+  return make_collect(env, length, expert_fraction, mesh)
 
 
-def collect(env: envs_base.TaskEnv, keys: jax.Array, length: int,
-            expert_fraction: float = 0.0) -> dict[str, jax.Array]:
+def collect(env: envs_base.TaskEnv, keys: jax.Array, length: int, expert_fraction: float = 0.0,
+            mesh: Optional[Mesh] = None) -> dict[str, Any]:
   """Collects one batch of episodes (see `make_collect`); the jitted program is cached per settings."""
-  return _cached_collect(env, int(length), float(expert_fraction))(keys)
+  return _cached_collect(env, int(length), float(expert_fraction), mesh)(keys)
 
 
 def episode_keys(seed: int, episodes: int) -> jax.Array:
@@ -110,7 +128,7 @@ def episode_keys(seed: int, episodes: int) -> jax.Array:
 def collect_to_dir(env: envs_base.TaskEnv, data_dir: str, episodes: int, length: int, seed: int = 0,
                    shard_episodes: int = 250, manifest_extra: Optional[dict[str, Any]] = None,
                    progress: Optional[Callable[[int, int], Any]] = None,
-                   expert_fraction: float = 0.0) -> dict[str, Any]:
+                   expert_fraction: float = 0.0, mesh: Optional[Mesh] = None) -> dict[str, Any]:
   """Collects `episodes` episodes into shards under `data_dir`, one shard in memory at a time.
 
   Args:
@@ -123,9 +141,11 @@ def collect_to_dir(env: envs_base.TaskEnv, data_dir: str, episodes: int, length:
     manifest_extra: JSON-serialisable dict stored in the manifest (e.g. task name and kwargs).
     progress: optional callable(shard_index, num_shards) called after each shard (e.g. a tqdm update).
     expert_fraction: fraction of episodes that follow the task's expert policy (see `make_collect`).
+    mesh: shard each shard's episodes over this mesh's devices (`sharding.make_mesh()`; None: one device).
+      On several processes every process makes the same call; process 0 decides what to resume and writes.
 
   Returns:
-    The manifest dict (also written to `data_dir/manifest.json`).
+    The manifest dict (also written to `data_dir/manifest.json`); None on processes other than 0.
   """
   if int(episodes) < 1 or int(shard_episodes) < 1:
     raise ValueError(f"episodes and shard_episodes must be >= 1, got {episodes!r}, {shard_episodes!r}")
@@ -148,30 +168,39 @@ def collect_to_dir(env: envs_base.TaskEnv, data_dir: str, episodes: int, length:
 
   keys = episode_keys(seed, episodes)
   num_shards = -(-episodes // shard_episodes)
-  program = _cached_collect(env, length, float(expert_fraction))
+  writer = jax.process_index() == 0
+  kept_shards = [_verified(data_dir, previous, done[i]) if writer and i in done else None
+                 for i in range(num_shards)]
+  if jax.process_count() > 1:   # process 0's files decide; every process collects the same shards
+    to_collect = np.asarray(multihost_utils.broadcast_one_to_all(
+        np.array([k is None for k in kept_shards])))
+  else:
+    to_collect = np.array([k is None for k in kept_shards])
+  program = _cached_collect(env, length, float(expert_fraction), mesh)
   shards, t0 = [], time.time()
   for i in range(num_shards):
     lo, hi = i * shard_episodes, min((i + 1) * shard_episodes, episodes)
-    kept = _verified(data_dir, previous, done[i]) if i in done else None
-    if kept is not None:
-      shards.append(kept)
+    if not to_collect[i]:
+      shards.append(kept_shards[i])
     else:
       # Pad the last shard to the full batch so the program compiles once; drop the padding after.
       batch = keys[lo:hi]
       if hi - lo < shard_episodes:
         batch = jnp.concatenate([batch, jnp.repeat(batch[-1:], shard_episodes - (hi - lo), axis=0)])
       traj = jax.device_get(program(batch))
-      traj = {k: np.asarray(v)[: hi - lo] for k, v in traj.items()}
-      written = storage.write_shard(data_dir, i, traj)
-      contact = traj["contact"]
-      shards.append(dict(written, index=i, episodes=hi - lo,
-                         contact_episodes=int(np.nansum(contact > 0)),
-                         expert_episodes=int(np.sum(traj["expert"])),
-                         reports_contact=bool(np.all(np.isfinite(contact)))))
+      if writer:
+        traj = {k: np.asarray(v)[: hi - lo] for k, v in traj.items()}
+        contact = traj["contact"]
+        shards.append(dict(storage.write_shard(data_dir, i, traj), index=i, episodes=hi - lo,
+                           contact_episodes=int(np.nansum(contact > 0)),
+                           expert_episodes=int(np.sum(traj["expert"])),
+                           reports_contact=bool(np.all(np.isfinite(contact)))))
+        storage.write_manifest(data_dir, _manifest(env, config, fp, shards, complete=False))
       del traj
-    storage.write_manifest(data_dir, _manifest(env, config, fp, shards, complete=False))
     if progress is not None:
       progress(i, num_shards)
+  if not writer:
+    return None
   manifest = _manifest(env, config, fp, shards, complete=True)
   manifest["seconds"] = round(time.time() - t0, 2)
   manifest["host"] = utils.host_info()   # not part of the fingerprint
@@ -236,7 +265,7 @@ def write_contact_sheet(data_dir: str, path: str, rows: int = 6) -> str:
 
 
 def collect_for_config(config: ml_collections.ConfigDict, workdir: str, progress: bool = True,
-                       sheet_episodes: int = 6) -> dict[str, Any]:
+                       sheet_episodes: int = 6, data_parallel: Optional[bool] = None) -> Optional[dict[str, Any]]:
   """Collects (or resumes) a run config's offline dataset into `<workdir>/data`, with a contact sheet.
 
   Args:
@@ -245,9 +274,12 @@ def collect_for_config(config: ml_collections.ConfigDict, workdir: str, progress
     workdir: the run folder.
     progress: show a tqdm bar over shards.
     sheet_episodes: rows of `<workdir>/contact_sheet.png`.
+    data_parallel: shard each shard's episodes over every device of every process; None:
+      `sharding.data_parallel_default()` (on with several accelerators, off on CPU, whose committed data
+      were collected on one device).
 
   Returns:
-    The dataset's manifest (dict).
+    The dataset's manifest (dict); None on processes other than 0 (process 0 writes the files).
   """
   from tqdm import tqdm
 
@@ -255,11 +287,15 @@ def collect_for_config(config: ml_collections.ConfigDict, workdir: str, progress
   task, data = config.task, config.data
   env = envs.make(task.name, **task.kwargs)
   data_dir = os.path.join(workdir, "data")
+  if data_parallel is None:
+    data_parallel = sharding.data_parallel_default()
   with tqdm(total=-(-data.episodes // min(data.shard_episodes, data.episodes)), desc=f"collect {task.name}",
-            unit="shard", disable=not progress) as bar:
+            unit="shard", disable=not progress or jax.process_index() != 0) as bar:
     manifest = collect_to_dir(
         env, data_dir, data.episodes, data.length, seed=data.seed, shard_episodes=data.shard_episodes,
         manifest_extra=dict(task=task.name, kwargs=task.kwargs.to_dict()),
-        progress=lambda i, n: bar.update(1), expert_fraction=data.expert_fraction)
-  write_contact_sheet(data_dir, os.path.join(workdir, "contact_sheet.png"), sheet_episodes)
+        progress=lambda i, n: bar.update(1), expert_fraction=data.expert_fraction,
+        mesh=sharding.make_mesh() if data_parallel else None)
+  if manifest is not None:
+    write_contact_sheet(data_dir, os.path.join(workdir, "contact_sheet.png"), sheet_episodes)
   return manifest

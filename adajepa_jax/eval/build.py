@@ -10,16 +10,25 @@ from typing import Iterable, Union
 import ml_collections
 
 from adajepa_jax import models
+from adajepa_jax.errors import UsageError
 from adajepa_jax.envs import base as envs_base
 from adajepa_jax.envs import shifts
 from adajepa_jax.eval import summary
 
 
 def world_model_for(config: ml_collections.ConfigDict, env: envs_base.TaskEnv) -> models.WorldModel:
-  """The world model matching `env`'s observation sizes and the config's frameskip/history."""
-  obs_spec = dict(image_size=env.image_size, proprio_size=env.proprio_size,
-                  action_size=env.action_size * config.data.frameskip, history=config.data.history)
-  return models.make_world_model(config.model, obs_spec)
+  """The world model matching `env`'s observation sizes and the config's frameskip/history.
+
+  A stored config (`configs/stored.py`) carries its checkpoint's spec (`config.checkpoint.obs_spec`): an env
+  whose observations differ from the ones the model was trained on raises UsageError naming both."""
+  spec = models.obs_spec(env.image_size, env.proprio_size, env.action_size * config.data.frameskip,
+                         config.data.history)
+  stored = config.get("checkpoint", {}).get("obs_spec")
+  if stored is not None and dict(stored) != spec:
+    raise UsageError(f"The model at {config.checkpoint.workdir!r} was trained on observations {dict(stored)}, "
+                     f"but {config.task.name!r} with task.kwargs {config.task.kwargs.to_dict()} gives {spec}; "
+                     "evaluate it with the task settings it was trained with")
+  return models.make_world_model(config.model, spec)
 
 
 def mode_config(config: ml_collections.ConfigDict, mode: Union[str, summary.Mode]) -> ml_collections.ConfigDict:

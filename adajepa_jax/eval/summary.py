@@ -103,7 +103,8 @@ def _dict_diff(a, b, prefix):
 def run_settings(cfg) -> dict:
   """The settings recorded with a run: plan, adapt and the checkpoint (workdir and step)."""
   return {"plan": cfg.plan.to_dict(), "adapt": cfg.adapt.to_dict(),
-          "checkpoint": cfg.checkpoint.to_dict() if "checkpoint" in cfg else None}
+          "checkpoint": ({"workdir": cfg.checkpoint.workdir, "step": cfg.checkpoint.step}
+                         if "checkpoint" in cfg else None)}
 
 
 def _relevant(settings: dict, mode: str) -> dict:

@@ -2,7 +2,7 @@
 (pure functions) and a plain param pytree."""
 from adajepa_jax.models import lora
 from adajepa_jax.models.world_model import (WorldModel, layer_groups, make_world_model, masked_latent_mse,
-                                            pair_mask, param_count)
+                                            obs_spec, pair_mask, param_count)
 
-__all__ = ["WorldModel", "layer_groups", "lora", "make_world_model", "masked_latent_mse", "pair_mask",
-           "param_count"]
+__all__ = ["WorldModel", "layer_groups", "lora", "make_world_model", "masked_latent_mse", "obs_spec",
+           "pair_mask", "param_count"]

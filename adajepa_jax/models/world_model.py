@@ -92,6 +92,20 @@ class WorldModel:
   action_size: int
 
 
+def obs_spec(image_size: int, proprio_size: int, action_size: int, history: int) -> dict[str, int]:
+  """The observation spec a `WorldModel` is built for; every caller builds it here (training from its data,
+  evaluation from its env, a checkpoint stores it).
+
+  Args:
+    image_size: side of the square RGB frames (pixels).
+    proprio_size: size of the proprioceptive vector.
+    action_size: size of one model action: the env's action size x the frameskip.
+    history: context frames.
+  """
+  return _check_spec(dict(image_size=image_size, proprio_size=proprio_size, action_size=action_size,
+                          history=history))
+
+
 def _check_spec(obs_spec):
   missing = [k for k in OBS_SPEC_KEYS if k not in obs_spec]
   if missing:

@@ -25,6 +25,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from adajepa_jax.mpc.episode import EpisodeProgram, EpisodeResult
+from adajepa_jax.sharding import make_mesh, pad_rows, place, to_host
 
 
 def episode_keys(seed: int, seeds: int, episodes: int) -> jax.Array:
@@ -61,12 +62,6 @@ def _check_keys(keys: Any) -> jax.Array:
   return keys
 
 
-def make_mesh(devices: Optional[Any] = None) -> Mesh:
-  """A 1-D mesh named 'batch' over `devices` (default: all devices of all hosts)."""
-  devices = np.asarray(devices if devices is not None else jax.devices())
-  return Mesh(devices, ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
-
-
 def chunk_size(episodes: int, batch_size: Optional[int], multiple: int) -> int:
   """Episodes per call: `episodes` split into the fewest equal chunks of at most `batch_size` (None: one
   chunk), each rounded up to a multiple of `multiple` (the device count)."""
@@ -94,21 +89,11 @@ def make_evaluator(program: EpisodeProgram, mesh: Optional[Mesh] = None, batch_s
   if mesh is not None:
     batch, replicated = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
     sharded = jax.jit(batched, in_shardings=(replicated, batch, batch), out_shardings=batch)
-    gather = jax.jit(lambda tree: tree, out_shardings=replicated)   # several hosts: every host gets all
 
   def call_sharded(params, keys, condition_ids):
-    """One chunk through the sharded program: placed on one host's devices, or as global arrays (built from
-    every host's identical inputs) on several, whose results are gathered to every host."""
-    if jax.process_count() == 1:
-      return sharded(jax.device_put(params, replicated), jax.device_put(keys, batch),
-                     jax.device_put(condition_ids, batch))
-
-    def global_array(x, sharding):
-      return jax.make_array_from_callback(np.shape(x), sharding, lambda idx: x[idx])
-
-    out = gather(sharded(jax.tree.map(lambda x: global_array(x, replicated), params),
-                         global_array(keys, batch), global_array(condition_ids, batch)))
-    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), out)
+    """One chunk through the sharded program, its results complete on every host."""
+    out = sharded(place(params, replicated), place(keys, batch), place(condition_ids, batch))
+    return out if jax.process_count() == 1 else to_host(out, mesh)
 
   def run(params, keys, condition_ids=None):
     n = _check_keys(keys).shape[0]
@@ -121,7 +106,7 @@ def make_evaluator(program: EpisodeProgram, mesh: Optional[Mesh] = None, batch_s
     if use_mesh and jax.process_count() > 1:
       _check_same_on_all_processes(keys, condition_ids)
     chunk = chunk_size(n, batch_size, mesh.devices.size if use_mesh else 1)
-    padded = np.minimum(np.arange(n + (-n) % chunk), n - 1)   # pad with repeats of the last episode
+    padded = pad_rows(n, chunk)   # pad with repeats of the last episode
     keys, condition_ids = keys[padded], condition_ids[padded]
     outs = [call_sharded(params, keys[i:i + chunk], condition_ids[i:i + chunk]) if use_mesh
             else single(params, keys[i:i + chunk], jnp.asarray(condition_ids[i:i + chunk]))

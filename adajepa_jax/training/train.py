@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from adajepa_jax import utils
+from adajepa_jax import sharding, utils
 from adajepa_jax.errors import UsageError
 from adajepa_jax.models import world_model
 from adajepa_jax.training import checkpoint
@@ -42,8 +42,8 @@ class TrainState:
 
 def obs_spec_from_batch(batch: dict[str, Any], history: int) -> dict[str, int]:
   """The world model's obs_spec from a loader batch {'pixels' [B, h+1, H, W, 3], 'proprio', 'actions'}."""
-  return {"image_size": int(batch["pixels"].shape[-2]), "proprio_size": int(batch["proprio"].shape[-1]),
-          "action_size": int(batch["actions"].shape[-1]), "history": int(history)}
+  return world_model.obs_spec(int(batch["pixels"].shape[-2]), int(batch["proprio"].shape[-1]),
+                              int(batch["actions"].shape[-1]), int(history))
 
 
 def param_labels(params: Any) -> Any:
@@ -92,25 +92,13 @@ def make_train_step(wm: world_model.WorldModel, train_cfg: ml_collections.Config
   return train_step
 
 
-def data_parallel_default() -> bool:
-  """Shard training batches by default on accelerators with more than one device; not on CPU, whose host
-  devices are one per core (`utils.setup_runtime`): there sharding only changes the float summation order,
-  and so the trained models, without a measured gain."""
-  return jax.default_backend() != "cpu" and jax.device_count() > 1
-
-
-def make_train_mesh() -> jax.sharding.Mesh:
-  """A 1-d mesh ('batch') over every device of every process (after `jax.distributed.initialize()`)."""
-  return jax.sharding.Mesh(np.asarray(jax.devices()), ("batch",))
-
-
 class DataParallel:
   """Data-parallel placement for the train step: each global batch is sharded over the mesh's 'batch' axis
   (`NamedSharding(mesh, P('batch'))`), the TrainState replicated. On several hosts every process reads the
   same global batch (the data order is a function of the seed) and contributes its own slice.
 
   Example:
-    dp = DataParallel(make_train_mesh(), batch_size=64)
+    dp = DataParallel(sharding.make_mesh(), batch_size=64)
     state = dp.replicate(state)
     state, metrics = train_step(state, dp.shard(batch))   # train_step jitted once
   """
@@ -126,22 +114,11 @@ class DataParallel:
 
   def replicate(self, tree: Any) -> Any:
     """Places a host-local tree (the same on every process) replicated over the mesh."""
-    if jax.process_count() == 1:
-      return jax.device_put(tree, self.replicated)
-    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self.replicated, np.asarray(x)), tree)
+    return sharding.place(tree, self.replicated)
 
   def shard(self, batch: dict[str, Any]) -> dict[str, jax.Array]:
     """A global batch (leading axis B, the same on every process) as arrays sharded over the mesh."""
-    if jax.process_count() == 1:
-      return jax.device_put(batch, self.batch)
-
-    def local(x):
-      x = np.asarray(x)
-      per = x.shape[0] // jax.process_count()
-      i = jax.process_index()
-      return jax.make_array_from_process_local_data(self.batch, x[i * per:(i + 1) * per], x.shape)
-
-    return jax.tree.map(local, batch)
+    return sharding.place(batch, self.batch)
 
 
 def make_eval_step(wm: world_model.WorldModel,
@@ -321,7 +298,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, train_ds
     stop_at: stop after this many steps without finishing (simulates an interruption; tests).
     progress: show a tqdm bar.
     data_parallel: shard each batch over every device with the params replicated (`DataParallel`; several
-      hosts after `jax.distributed.initialize()`); None: `data_parallel_default()`. A run may resume with
+      hosts after `jax.distributed.initialize()`); None: `sharding.data_parallel_default()`. A run may resume with
       another device count or setting (checkpoints hold plain arrays).
 
   Returns:
@@ -338,8 +315,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, train_ds
   if seg < 1 or int(tc.eval_every) < 1:
     raise ValueError(f"train.checkpoint_every and eval_every must be >= 1, got {seg}, {tc.eval_every}")
   if data_parallel is None:
-    data_parallel = data_parallel_default()
-  dp = DataParallel(make_train_mesh(), bs) if data_parallel else None
+    data_parallel = sharding.data_parallel_default()
+  dp = DataParallel(sharding.make_mesh(), bs) if data_parallel else None
   val_batches = validation_batches(val_ds, tc)
   spec = obs_spec_from_batch(val_batches[0], config.data.history)
   ckpt_dir = os.path.join(workdir, "checkpoints")
