@@ -173,3 +173,38 @@ def test_decoded_rollouts_tiny(tmp_path):
   assert r.returncode == 0 and os.path.isdir(os.path.join(work, "decoder", "30")), r.stderr
   r = _run("decoded_rollouts.py", *args[:-3], "--replans=4", f"--out={tmp_path}/bad.png")
   assert r.returncode == 2 and "--replans=4: must be in 0..1" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--length=1"], "--length=1 and --sequences=10 must each be >= 2"),
+    (["--mode=frozen"], "--mode='frozen' must be an adaptation spec"),
+    (["--shifts=shape_square"], "shape_square"),
+])
+def test_continual_bad_input_is_one_line(tmp_path, args, message):
+  r = _run("continual.py", "--config=adajepa_jax/configs/pointmaze.py:tiny", f"--workdir={tmp_path}/c", *args)
+  lines = r.stderr.strip().splitlines()
+  assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+
+
+@pytest.mark.slow
+def test_continual_tiny_runs_and_resumes(tmp_path):
+  """A tiny maze model; 2 shifts x 2 sequences x 2 episodes in four variants; the rerun reuses every run."""
+  import csv
+  work = str(tmp_path / "model")
+  for script in ("collect_data.py", "train_world_model.py"):
+    r = _run(script, "--config=adajepa_jax/configs/pointmaze.py:tiny", f"--workdir={work}")
+    assert r.returncode == 0, r.stderr
+  args = [f"--config=adajepa_jax/configs/stored.py:{work}", f"--workdir={tmp_path}/c", "--shifts=clean,low_mass",
+          "--length=2", "--sequences=2"]
+  r = _run("continual.py", *args)
+  assert r.returncode == 0, r.stderr
+  with open(tmp_path / "c" / "continual.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [(row["shift"], row["variant"]) for row in rows] == [
+      (s, v) for s in ("clean", "low_mass") for v in ("frozen", "reset", "continual", "continual_buffer")]
+  assert all(row["sequences_x_length"] == "2 x 2" for row in rows)
+  assert os.path.getsize(tmp_path / "c" / "continual_low_mass.png") > 0
+  mtime = os.path.getmtime(tmp_path / "c" / "runs" / "continual.json")
+  again = _run("continual.py", *args)
+  assert again.returncode == 0 and again.stdout.count("reused") == 4, again.stdout
+  assert os.path.getmtime(tmp_path / "c" / "runs" / "continual.json") == mtime

@@ -11,13 +11,13 @@ import numpy.typing as npt  # noqa: E402
 
 
 def plot_success_curves(curves: Mapping[str, Union[Sequence[float], np.ndarray]], path: str, title: str = "",
-                        budget_label: str = "replans") -> None:
-  """curves: {label: f[R] percent reached by each replan} -> PNG at `path`."""
+                        budget_label: str = "replans", ylabel: str = "success reached (%)") -> None:
+  """curves: {label: f[R] percent reached by each replan (or any percentage per step 1..R)} -> PNG at `path`."""
   fig, ax = plt.subplots(figsize=(5, 3.5))
   for label, curve in curves.items():
     ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", ms=3, label=label)
   ax.set_xlabel(budget_label)
-  ax.set_ylabel("success reached (%)")
+  ax.set_ylabel(ylabel)
   ax.set_ylim(0, 100)
   ax.grid(alpha=0.3)
   ax.set_title(title)

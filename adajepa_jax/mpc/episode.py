@@ -151,12 +151,15 @@ class EpisodeProgram:
 
   init(params, key, task=None, condition=0) -> Carry;  replan(carry, replan_idx) -> (Carry, ReplanOutput);
   finish(first_carry, final_carry, stacked ReplanOutput) -> EpisodeResult;
-  run(params, key, task=None, condition=0) -> EpisodeResult;
+  play(first_carry) -> (final Carry, EpisodeResult): the replan scan from a carry (`make_continual` starts it
+    from a carry holding an earlier episode's adapted model);
+  run(params, key, task=None, condition=0) -> EpisodeResult (= play(init(...))[1]);
   conditions: the program's shift conditions (`condition` indexes them).
   """
   init: Callable[..., Carry]
   replan: Callable[[Carry, jax.Array], tuple[Carry, ReplanOutput]]
   finish: Callable[[Carry, Carry, ReplanOutput], EpisodeResult]
+  play: Callable[[Carry], tuple[Carry, EpisodeResult]]
   run: Callable[..., EpisodeResult]
   conditions: tuple[shifts_lib.Condition, ...]
 
@@ -366,11 +369,57 @@ def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel]
                          goal_pixels=first.goal_pixels, task=first.env_state.info["task"],
                          condition=first.condition, plan_latents=outputs.plan_latents)
 
+  def play(first):
+    """The replan scan from the carry `first`: (final carry, EpisodeResult)."""
+    final, outputs = jax.lax.scan(replan, first, jnp.arange(replans))
+    return final, finish(first, final, outputs)
+
   def run(params, key, task=None, condition=0):
     """Runs one episode. params: pretrained world-model params; key: typed PRNG key; task: optional task;
     condition: int32[] index into `conditions`."""
-    first = init(params, key, task, condition)
-    final, outputs = jax.lax.scan(replan, first, jnp.arange(replans))
-    return finish(first, final, outputs)
+    return play(init(params, key, task, condition))[1]
 
-  return EpisodeProgram(init=init, replan=replan, finish=finish, run=run, conditions=conditions)
+  return EpisodeProgram(init=init, replan=replan, finish=finish, play=play, run=run, conditions=conditions)
+
+
+def sequence_keys(key: jax.Array, length: int) -> jax.Array:
+  """key<impl>[length]: the episode keys of the sequence named by `key` (`fold_in(key, k)`), the same
+  whether the sequence is played with continual adaptation or with the model reset between episodes."""
+  return jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(length))
+
+
+def make_continual(program: EpisodeProgram, length: int, keep_buffer: bool = False) -> EpisodeProgram:
+  """Continual adaptation: the program's episodes played in sequences of `length` in the same world, each
+  episode starting from the adapted params (and the Adam moments, which `adapt.reset_optimizer` resets at
+  every replan anyway) the previous episode ended with; the buffer too with `keep_buffer`. Each episode's
+  task, start, goal and context are its own.
+
+  Returns an `EpisodeProgram` whose `run(params, key, task=None, condition=0)` plays the sequence
+  `sequence_keys(key, length)` under one condition and returns the stacked EpisodeResult (leading axis
+  `length`), so `mpc.evaluate` runs many sequences (one key each) batched and sharded. The same keys
+  through `program.run` give the reset baseline, paired episode by episode. Its init / replan / finish /
+  play are the per-episode program's. Only an adapting world model (`world_model_planner`) can carry over.
+  """
+  if int(length) < 1:
+    raise ValueError(f"length must be >= 1 episodes per sequence, got {length!r}")
+  length = int(length)
+
+  def run(params, key, task=None, condition=0):
+    keys = sequence_keys(key, length)
+    start = program.init(params, keys[0], task, condition).model
+    if not isinstance(start, ModelState):
+      raise ValueError(f"continual adaptation carries a world model's adapted params; this program's model "
+                       f"state is a {type(start).__name__}")
+
+    def episode(previous, k):
+      first = program.init(params, k, task, condition)
+      kept = {"params": previous.params, "opt_state": previous.opt_state}
+      if keep_buffer:
+        kept["buffer"] = previous.buffer
+      final, result = program.play(first.replace(model=first.model.replace(**kept)))
+      return final.model, result
+
+    # The first episode starts from its own init (previous = its fresh model state): one traced episode.
+    return jax.lax.scan(episode, start, keys)[1]
+
+  return dataclasses.replace(program, run=run)
