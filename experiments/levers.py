@@ -32,21 +32,6 @@ flags.DEFINE_string("condition", "clean", "Shift condition.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def parse_variants(text):
-  """'a:x.y=1,z.w=2;b:' -> [('a', {'x.y': 1, 'z.w': 2}), ('b', {})]; UsageError names a malformed part."""
-  from adajepa_jax.configs import base
-  from adajepa_jax.errors import UsageError
-  out = []
-  for part in filter(None, (p.strip() for p in text.split(";"))):
-    name, sep, body = part.partition(":")
-    if not sep or not name:
-      raise UsageError(f"Malformed variant {part!r}; expected name:key=value,key=value")
-    out.append((name, base.parse_overrides(body)))
-  if not out:
-    raise UsageError("--variants names no variant")
-  return out
-
-
 def model_configs():
   """The stored config of --config and of each --compare workdir, all with the command line's overrides."""
   from adajepa_jax.configs import stored
@@ -72,7 +57,7 @@ def main(argv):
   from adajepa_jax.eval import build, metrics, pipeline, report
   from adajepa_jax.training import checkpoint, train
 
-  variants = parse_variants(FLAGS.variants)
+  variants = base.parse_variants(FLAGS.variants)
   models = model_configs()
   for model in models:   # every row's config checked before anything runs
     for _, o in variants:

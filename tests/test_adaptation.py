@@ -331,3 +331,31 @@ def test_adaptation_learning_rates_default_to_training_rates():
   cfg.train.lr_encoder = 3e-4
   cfg.adapt.lr_predictor = 2e-3
   assert adaptation.learning_rates(cfg) == (2e-3, 3e-4)
+
+
+def test_traced_settings_equal_static_ones(setup):
+  """An `AdaptSetting` carried as data (traced learning rates, a traced step count masked within max_steps)
+  adapts as the same setting built statically: 2 of 4 scanned steps at 3x the rates."""
+  cfg = setup["cfg"]
+  params, labels, _ = adaptation.prepare(cfg, setup["params"], jax.random.key(0))
+  lr_p, lr_e = (3 * lr for lr in adaptation.learning_rates(cfg))
+  static = adaptation.make_adapt_optimizer(labels, lr_p, lr_e)
+  p_static, _, m_static = jax.jit(lambda p: adaptation.adapt_step(
+      p, static.init(p), setup["buffer"], loss_fn=_toy_loss, optimizer=static, labels=labels, steps=2))(params)
+
+  def traced(p, setting):
+    opt = adaptation.make_adapt_optimizer(labels, setting.lr_predictor, setting.lr_encoder)
+    return adaptation.adapt_step(p, opt.init(p), setup["buffer"], loss_fn=_toy_loss, optimizer=opt,
+                                 labels=labels, steps=setting.steps, max_steps=4)
+
+  table = adaptation.settings_table([adaptation.setting_of(cfg, lr_predictor=lr_p, lr_encoder=lr_e, steps=2),
+                                     adaptation.setting_of(cfg, steps=4)])
+  p_grid, _, m_grid = jax.jit(jax.vmap(traced, in_axes=(None, 0)))(params, table)
+  chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x: x[0], p_grid), p_static, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(m_grid["grad_norm"][0], m_static["grad_norm"], rtol=1e-6)
+  assert any(not np.allclose(g[1], s) for g, s in zip(jax.tree_util.tree_leaves(p_grid),
+                                                      jax.tree_util.tree_leaves(p_static)))   # another setting
+  with pytest.raises(ValueError, match="unknown adaptation setting"):
+    adaptation.setting_of(cfg, lr=1.0)
+  with pytest.raises(ValueError, match=r"settings\[0\].*steps >= 1"):
+    adaptation.settings_table([dict(lr_predictor=1.0, lr_encoder=1.0, steps=0)])

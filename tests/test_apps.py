@@ -186,14 +186,21 @@ def test_continual_bad_input_is_one_line(tmp_path, args, message):
   assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
 
 
-@pytest.mark.slow
-def test_continual_tiny_runs_and_resumes(tmp_path):
-  """A tiny maze model; 2 shifts x 2 sequences x 2 episodes in four variants; the rerun reuses every run."""
-  import csv
-  work = str(tmp_path / "model")
+@pytest.fixture(scope="module")
+def tiny_maze_model(tmp_path_factory):
+  """A trained tiny PointMaze model's workdir (data and 20 training steps)."""
+  work = str(tmp_path_factory.mktemp("tiny_maze"))
   for script in ("collect_data.py", "train_world_model.py"):
     r = _run(script, "--config=adajepa_jax/configs/pointmaze.py:tiny", f"--workdir={work}")
     assert r.returncode == 0, r.stderr
+  return work
+
+
+@pytest.mark.slow
+def test_continual_tiny_runs_and_resumes(tmp_path, tiny_maze_model):
+  """A tiny maze model; 2 shifts x 2 sequences x 2 episodes in four variants; the rerun reuses every run."""
+  import csv
+  work = tiny_maze_model
   args = [f"--config=adajepa_jax/configs/stored.py:{work}", f"--workdir={tmp_path}/c", "--shifts=clean,low_mass",
           "--length=2", "--sequences=2"]
   r = _run("continual.py", *args)
@@ -208,3 +215,37 @@ def test_continual_tiny_runs_and_resumes(tmp_path):
   again = _run("continual.py", *args)
   assert again.returncode == 0 and again.stdout.count("reused") == 4, again.stdout
   assert os.path.getmtime(tmp_path / "c" / "runs" / "continual.json") == mtime
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr_scales=0,1"], "--lr_scales=0,1: each must be > 0"),
+    (["--steps=1,x"], "--steps integers"),
+    (["--mode=frozen"], "--mode='frozen' must be an adaptation spec"),
+    (["--variants=a:adapt.bufer='none'"], "Unknown config key 'adapt.bufer'"),
+    (["--variants=a:;a:"], "Variant name 'a' is used twice"),
+])
+def test_ablate_bad_input_is_one_line(tmp_path, args, message):
+  r = _run("ablate.py", "--config=adajepa_jax/configs/pointmaze.py:tiny", f"--workdir={tmp_path}/a", *args)
+  lines = r.stderr.strip().splitlines()
+  assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+
+
+@pytest.mark.slow
+def test_ablate_tiny_grid_runs_and_resumes(tmp_path, tiny_maze_model):
+  """2 lr scales x 2 step counts x 2 variants (one an untraceable override) on 2 shifts x 2 x 2 episodes; the
+  rerun reuses the frozen run and both grids."""
+  import csv
+  args = [f"--config=adajepa_jax/configs/stored.py:{tiny_maze_model}", f"--workdir={tmp_path}/a",
+          "--shifts=clean,low_mass", "--lr_scales=1,5", "--steps=1,2",
+          "--variants=base:;keep_moments:adapt.reset_optimizer=False"]
+  r = _run("ablate.py", *args)
+  assert r.returncode == 0, r.stderr
+  with open(tmp_path / "a" / "ablate.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 2 * (1 + 2 * 4)
+  assert [(row["variant"], row["lr_scale"], row["steps"]) for row in rows[:3]] == [
+      ("-", "", ""), ("base", "1.0", "1"), ("base", "1.0", "2")]
+  assert all(row["episodes"] == "4" for row in rows)
+  assert os.path.getsize(tmp_path / "a" / "ablate_keep_moments.png") > 0
+  again = _run("ablate.py", *args)
+  assert again.returncode == 0 and again.stdout.count("reused") == 3, again.stdout

@@ -4,11 +4,14 @@ The freezing contract: `trainable, frozen = partition(params, labels)` splits th
 and updates touch `trainable` only, and `combine(trainable, frozen)` puts the untouched frozen leaves back,
 so they come out bit-identical (and, under vmap over episodes, unbatched: shared weights).
 """
+from typing import Any, Mapping, Optional, Sequence, Union
+
 import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from flax import struct
 
 from adajepa_jax.adaptation import buffer as buffer_lib
 from adajepa_jax.adaptation import spec as spec_lib
@@ -39,6 +42,43 @@ def learning_rates(cfg: ml_collections.ConfigDict) -> tuple[float, float]:
   the training rate `cfg.train.lr_*`, as the paper adapts at its training learning rates."""
   return tuple(float(cfg.train[k] if cfg.adapt[k] is None else cfg.adapt[k])
                for k in ("lr_predictor", "lr_encoder"))
+
+
+@struct.dataclass
+class AdaptSetting:
+  """The adaptation settings an episode may carry as data (traced), so that one compiled program runs a grid
+  of them (`mpc.make_episode(..., settings=...)`): learning rates f32[] and the number of gradient steps
+  i32[] per replan (at most the program's static `max_steps`; the steps beyond are masked out)."""
+  lr_predictor: jax.Array
+  lr_encoder: jax.Array
+  steps: jax.Array
+
+
+def setting_of(cfg: ml_collections.ConfigDict, **changes: Any) -> dict[str, Union[float, int]]:
+  """The config's adaptation setting {lr_predictor, lr_encoder, steps} (`learning_rates`, `adapt.steps`),
+  with `changes` applied, e.g. `setting_of(cfg, steps=4)`."""
+  lr_p, lr_e = learning_rates(cfg)
+  out = {"lr_predictor": lr_p, "lr_encoder": lr_e, "steps": int(cfg.adapt.steps)}
+  unknown = set(changes) - set(out)
+  if unknown:
+    raise ValueError(f"unknown adaptation setting(s) {sorted(unknown)}; settings are {sorted(out)}")
+  out.update(changes)
+  if int(out["steps"]) < 1:
+    raise ValueError(f"steps={out['steps']!r} must be >= 1")
+  return out
+
+
+def settings_table(settings: Sequence[Mapping[str, Union[float, int]]]) -> AdaptSetting:
+  """Stacks settings dicts ({lr_predictor, lr_encoder, steps}) into an `AdaptSetting` of arrays [G]."""
+  if not settings:
+    raise ValueError("settings must name at least one adaptation setting")
+  for i, st in enumerate(settings):
+    if set(st) != {"lr_predictor", "lr_encoder", "steps"} or int(st["steps"]) < 1:
+      raise ValueError(f"settings[{i}]={dict(st)!r}: needs lr_predictor, lr_encoder and steps >= 1 "
+                       "(`setting_of`)")
+  return AdaptSetting(lr_predictor=jnp.asarray([float(st["lr_predictor"]) for st in settings], jnp.float32),
+                      lr_encoder=jnp.asarray([float(st["lr_encoder"]) for st in settings], jnp.float32),
+                      steps=jnp.asarray([int(st["steps"]) for st in settings], jnp.int32))
 
 
 def add_adapters(cfg: ml_collections.ConfigDict, params: optax.Params, key: chex.PRNGKey) -> optax.Params:
@@ -105,7 +145,8 @@ def _all_finite(tree):
 
 
 def adapt_step(params: optax.Params, opt_state: optax.OptState, buffer: buffer_lib.Buffer, *, loss_fn: LossFn,
-               optimizer: optax.GradientTransformation, labels: Labels, steps: int = 1, reset: bool = True
+               optimizer: optax.GradientTransformation, labels: Labels, steps: Union[int, jax.Array] = 1,
+               reset: bool = True, max_steps: Optional[int] = None
                ) -> tuple[optax.Params, optax.OptState, dict[str, jax.Array]]:
   """Takes `steps` masked optimiser steps of `loss_fn` on the buffer (pure; jittable and vmappable).
 
@@ -121,8 +162,10 @@ def adapt_step(params: optax.Params, opt_state: optax.OptState, buffer: buffer_l
     loss_fn: (params, batch) -> (loss f32[], metrics), e.g. `wm.loss` (stop-gradient targets inside).
     optimizer: from `make_adapt_optimizer(labels, ...)`.
     labels: the labels the optimiser was built with.
-    steps: U, the number of gradient steps (static).
+    steps: U, the number of gradient steps: static, or a traced i32[] <= `max_steps`.
     reset: re-initialise the optimiser state first (the paper: fresh Adam moments every replan).
+    max_steps: with a traced `steps`, the static number of steps scanned; those at or beyond `steps` leave
+      params and optimiser state unchanged (the grid's masked steps). None: `steps`, which must be static.
 
   Returns:
     params: the updated params.
@@ -136,8 +179,10 @@ def adapt_step(params: optax.Params, opt_state: optax.OptState, buffer: buffer_l
     >>> params, opt_state, m = adapt_step(params, opt.init(params), buf, loss_fn=wm.loss, optimizer=opt,
     ...                                   labels=labels)
   """
-  if int(steps) < 1:
-    raise ValueError(f"adapt_step: steps={steps!r} must be >= 1")
+  masked = max_steps is not None
+  length = int(max_steps) if masked else int(steps)
+  if length < 1:
+    raise ValueError(f"adapt_step: steps={steps!r} (max_steps={max_steps!r}) must be >= 1")
   batch = buffer.batch()
   if reset:
     opt_state = optimizer.init(params)
@@ -147,20 +192,27 @@ def adapt_step(params: optax.Params, opt_state: optax.OptState, buffer: buffer_l
   def loss_of(trainable):
     return loss_fn(combine(trainable, frozen), batch)[0]
 
-  def one_step(carry, _):
+  def one_step(carry, i):
     trainable, state, skipped = carry
     loss, grads = jax.value_and_grad(loss_of)(trainable)
     updates, new_state = optimizer.update(combine(grads, zero_grads), state, combine(trainable, frozen))
     ok = jnp.isfinite(loss) & _all_finite(grads)
+    if masked:
+      active = i < steps
+      skipped = skipped + (active & ~ok).astype(jnp.int32)
+      ok = ok & active
+    else:
+      skipped = skipped + (~ok).astype(jnp.int32)
     keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
     # Only the adapted leaves are carried and selected: frozen leaves stay outside the scan, so under vmap
     # over episodes they stay unbatched (shared weights, plain convolutions), not one copy per episode.
     trainable = jax.tree_util.tree_map(
         keep, optax.apply_updates(trainable, partition(updates, labels)[0]), trainable)
     state = jax.tree_util.tree_map(keep, new_state, state)
-    return (trainable, state, skipped + (~ok).astype(jnp.int32)), (loss, optax.tree.norm(grads))
+    return (trainable, state, skipped), (loss, optax.tree.norm(grads))
 
   init = (trainable, opt_state, jnp.zeros((), jnp.int32))
-  (trainable, opt_state, skipped), (losses, norms) = jax.lax.scan(one_step, init, None, length=int(steps))
-  metrics = {"loss_before": losses[0], "skipped": skipped, "grad_norm": norms[-1]}
+  (trainable, opt_state, skipped), (losses, norms) = jax.lax.scan(one_step, init, jnp.arange(length))
+  last = norms[jnp.clip(steps, 1, length) - 1] if masked else norms[-1]
+  metrics = {"loss_before": losses[0], "skipped": skipped, "grad_norm": last}
   return combine(trainable, frozen), opt_state, metrics

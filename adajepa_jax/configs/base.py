@@ -201,6 +201,22 @@ def parse_overrides(text: str) -> dict[str, Any]:
   return overrides
 
 
+def parse_variants(text: str) -> list[tuple[str, dict[str, Any]]]:
+  """'a:x.y=1,z.w=2;b:' -> [('a', {'x.y': 1, 'z.w': 2}), ('b', {})] (levers.py's and ablate.py's
+  `--variants`); UsageError names a malformed part or a repeated name."""
+  out = []
+  for part in filter(None, (p.strip() for p in text.split(";"))):
+    name, sep, body = part.partition(":")
+    if not sep or not name:
+      raise UsageError(f"Malformed variant {part!r}; expected name:key=value,key=value")
+    if name in (n for n, _ in out):
+      raise UsageError(f"Variant name {name!r} is used twice")
+    out.append((name, parse_overrides(body)))
+  if not out:
+    raise UsageError("--variants names no variant")
+  return out
+
+
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any]) -> ml_collections.ConfigDict:
   """A copy of `config` with dotted-key overrides ({'plan.proprio_weight': 10.0}); an unknown key raises
   UsageError naming the valid keys at that level (`task.kwargs` accepts new env kwargs)."""

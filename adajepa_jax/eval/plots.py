@@ -1,4 +1,4 @@
-"""Figures: success-vs-replan curves, maze trajectories, and GIFs of episodes beside their goal."""
+"""Figures: success-vs-replan curves, maze trajectories, heatmaps, and GIFs of episodes beside their goal."""
 from typing import Mapping, Sequence, Union
 
 import imageio.v2 as imageio
@@ -60,3 +60,31 @@ def write_episode_gif(frames: npt.ArrayLike, goal: npt.ArrayLike, path: str, fps
   goal = np.broadcast_to(np.asarray(goal), frames.shape)
   sep = np.full(frames.shape[:2] + (2, 3), 255, np.uint8)
   imageio.mimsave(path, list(np.concatenate([frames, sep, goal], axis=2)), duration=1.0 / fps, loop=0)
+
+
+def plot_heatmaps(grids: Mapping[str, npt.ArrayLike], row_labels: Sequence[str], col_labels: Sequence[str],
+                  path: str, xlabel: str = "", ylabel: str = "", title: str = "", signed: bool = False) -> None:
+  """grids: {panel title: f[R, C]} -> one PNG with a heatmap per panel, each cell printed.
+
+  signed: a diverging colour map centred on 0 (differences); else 0-100 (success %)."""
+  n = len(grids)
+  width, height = n * (0.6 * len(col_labels) + 2.2), 0.55 * len(row_labels) + 1.8
+  fig, axes = plt.subplots(1, n, figsize=(width, height), squeeze=False)
+  for ax, (name, grid) in zip(axes[0], grids.items()):
+    grid = np.asarray(grid, float)
+    if signed:
+      bound = max(1.0, float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0)
+      ax.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound, origin="lower")
+    else:
+      ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, origin="lower")
+    for (i, j), v in np.ndenumerate(grid):
+      ax.text(j, i, "" if np.isnan(v) else f"{v:+.0f}" if signed else f"{v:.0f}", ha="center", va="center")
+    ax.set_xticks(range(len(col_labels)), col_labels)
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(name, fontsize=9)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

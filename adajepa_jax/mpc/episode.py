@@ -59,12 +59,14 @@ class Context:
 @struct.dataclass
 class ModelState:
   """What the latent world model keeps during an episode (`world_model_planner`): its (adapted) params, the
-  adaptation's optimiser state and buffer (None when adaptation is off), the context and the goal frame."""
+  adaptation's optimiser state, buffer and setting (learning rates, steps; None when adaptation is off), the
+  context and the goal frame."""
   params: optax.Params
   opt_state: Optional[optax.OptState]
   buffer: Optional[adaptation.Buffer]
   context: Context
   goal: Frame
+  setting: Optional[adaptation.AdaptSetting] = None
 
 
 @struct.dataclass
@@ -87,8 +89,10 @@ class PlanningModel:
   `make_episode` runs any planning model; the latent world model (`world_model_planner`, adaptation included)
   and the true simulator (`mpc.oracle.simulator_model`, the planning ceiling) are the two here.
 
-  init(params, key, obs0, goal_obs) -> state: the model's state (a pytree) at the start of an episode, from the
-    first (shifted) observation and the (shifted) goal observation {'pixels', 'proprio'}; `key` is its own.
+  init(params, key, obs0, goal_obs, setting=None) -> state: the model's state (a pytree) at the start of an
+    episode, from the first (shifted) observation and the (shifted) goal observation {'pixels', 'proprio'};
+    `key` is its own; `setting` an `adaptation.AdaptSetting` of scalars (None: the config's; models that do
+    not adapt ignore it).
   planning(state, env_state, replan_idx) -> (cost_fn, describe): cost_fn(plans f32[S, H, A]) -> f32[S], and
     describe(plan f32[H, A]) -> (dict of f32[] diagnostics of the chosen plan (plan_visual_cost,
     plan_proprio_cost), plan_latents f32[H, N, D] or None). `env_state` is the true state (the simulator's
@@ -149,12 +153,13 @@ class EpisodeProgram:
   """The pieces of one episode. `run` is the whole episode as one scan; `init`/`replan`/`finish` are its
   building blocks (the benchmark's one-episode-at-a-time reference loop jits and calls them from Python).
 
-  init(params, key, task=None, condition=0) -> Carry;  replan(carry, replan_idx) -> (Carry, ReplanOutput);
+  init(params, key, task=None, condition=0, setting=0) -> Carry;  replan(carry, replan_idx) -> (Carry, ReplanOutput);
   finish(first_carry, final_carry, stacked ReplanOutput) -> EpisodeResult;
   play(first_carry) -> (final Carry, EpisodeResult): the replan scan from a carry (`make_continual` starts it
     from a carry holding an earlier episode's adapted model);
-  run(params, key, task=None, condition=0) -> EpisodeResult (= play(init(...))[1]);
-  conditions: the program's shift conditions (`condition` indexes them).
+  run(params, key, task=None, condition=0, setting=0) -> EpisodeResult (= play(init(...))[1]);
+  conditions: the program's shift conditions (`condition` indexes them); `setting` indexes the program's
+  grid of adaptation settings (`make_episode(settings=...)`).
   """
   init: Callable[..., Carry]
   replan: Callable[[Carry, jax.Array], tuple[Carry, ReplanOutput]]
@@ -162,6 +167,7 @@ class EpisodeProgram:
   play: Callable[[Carry], tuple[Carry, EpisodeResult]]
   run: Callable[..., EpisodeResult]
   conditions: tuple[shifts_lib.Condition, ...]
+  num_settings: int = 1
 
 
 def _window(context, new_obs, chunk):
@@ -186,7 +192,8 @@ def _slide(context, new_obs, chunk):
   return Context(obs=obs, actions=actions, valid=valid)
 
 
-def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_size: int) -> PlanningModel:
+def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_size: int,
+                        max_steps: Optional[int] = None) -> PlanningModel:
   """The latent world model as a `PlanningModel`, adapting online when `cfg.adapt.enabled`.
 
   Args:
@@ -194,6 +201,9 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
     cfg: the full config (data.frameskip / history, plan, adapt, train (adaptation learning rates) and
       eval.replans (the unbounded buffer's size) are read; all static).
     action_size: the env's action size (one env step); plans act in chunks of frameskip env steps.
+    max_steps: when episodes carry their own settings (`init(..., setting=...)`), the static number of
+      adaptation steps scanned per replan, the settings' steps masking the rest. None: the config's
+      settings, all static.
   """
   hist, act_dim = cfg.data.history, action_size * cfg.data.frameskip
   horizon = cfg.plan.horizon
@@ -219,7 +229,9 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
     """The one-step loss of a window's newest transition (scores hard-N; the before/after-update metrics)."""
     return adaptation.window_losses(params, jax.tree.map(lambda x: x[None], window), wm.loss)[0]
 
-  def init(params, key, obs0, goal_obs):
+  def init(params, key, obs0, goal_obs, setting=None):
+    if setting is not None and max_steps is None:
+      raise ValueError("world_model_planner: per-episode settings need a static max_steps")
     if adapt_on:
       params = adaptation.add_adapters(cfg, params, key)
       if jax.tree.structure(params) != jax.tree.structure(param_shapes):
@@ -236,7 +248,7 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
     else:
       buffer, opt_state = None, None
     return ModelState(params=params, opt_state=opt_state, buffer=buffer, context=context,
-                      goal=frame(params, goal_obs))
+                      goal=frame(params, goal_obs), setting=setting if adapt_on else None)
 
   def planning(state, env_state, replan_idx):
     del env_state
@@ -268,9 +280,14 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
     buffer, opt_state = state.buffer, state.opt_state
     if adapt_on:
       buffer = adaptation.buffer_add(buffer, window, err_before, cfg.adapt.buffer, cfg.adapt.buffer_weighting)
+      if state.setting is None:   # the config's settings, static
+        opt, steps = optimizer, cfg.adapt.steps
+      else:                       # the episode's own: traced learning rates and step count
+        opt = adaptation.make_adapt_optimizer(labels, state.setting.lr_predictor, state.setting.lr_encoder)
+        steps = state.setting.steps
       params, opt_state, adapt_metrics = adaptation.adapt_step(
-          params, opt_state, buffer, loss_fn=wm.loss, optimizer=optimizer, labels=labels,
-          steps=cfg.adapt.steps, reset=cfg.adapt.reset_optimizer)
+          params, opt_state, buffer, loss_fn=wm.loss, optimizer=opt, labels=labels,
+          steps=steps, reset=cfg.adapt.reset_optimizer, max_steps=None if state.setting is None else max_steps)
       metrics["pred_error_after"] = pred_error(params, window)
       metrics["adapt_loss"] = adapt_metrics["loss_before"]
       metrics["skipped"] = adapt_metrics["skipped"].astype(jnp.float32)
@@ -286,7 +303,8 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
 
 
 def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel], cfg: ml_collections.ConfigDict,
-                 conditions: Conditions = None, record_frames: bool = True) -> EpisodeProgram:
+                 conditions: Conditions = None, record_frames: bool = True,
+                 settings: Optional[Sequence[dict]] = None) -> EpisodeProgram:
   """Builds the episode program; `program.run(params, key)` is a pure function of the params and a key.
 
   Args:
@@ -299,10 +317,21 @@ def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel]
       of them with equal env kwargs (`shifts.same_env`); None means `clean`.
     record_frames: keep the observed frames (for GIFs) and the chosen plans' predicted latents in the
       result; off saves memory in big sweeps.
+    settings: a grid of adaptation settings as data ([{lr_predictor, lr_encoder, steps}], see
+      `adaptation.setting_of`; needs an adapting `WorldModel`): `run(..., setting=i)` runs the episode with
+      settings[i] (a traced index, like `condition`), so one compiled program evaluates the whole grid.
+      None: the config's settings.
   """
   conditions = shifts_lib.same_env(conditions if conditions is not None else "clean")
+  table = None
+  if settings is not None:
+    if not (isinstance(model, WorldModel) and cfg.adapt.enabled):
+      raise ValueError("settings (a grid of adaptation settings) need an adapting world model: pass a WorldModel "
+                       "and a config with adapt.enabled (build.mode_config(config, '<spec>'))")
+    table = adaptation.settings_table(settings)
   if isinstance(model, WorldModel):
-    model = world_model_planner(model, cfg, env.action_size)
+    model = world_model_planner(model, cfg, env.action_size,
+                                max_steps=None if table is None else max(int(st["steps"]) for st in settings))
   fs, horizon, replans = cfg.data.frameskip, cfg.plan.horizon, cfg.eval.replans
   env_a = env.action_size
   act_dim = env_a * fs
@@ -316,7 +345,7 @@ def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel]
     fns = [getattr(c, method) for c in conditions]
     return fns[0](*args) if len(fns) == 1 else jax.lax.switch(index, fns, *args)
 
-  def init(params, key, task=None, condition=0):
+  def init(params, key, task=None, condition=0, setting=0):
     """The scan carry at the start of an episode (resets the env, fills the context with o_0)."""
     k_task, k_reset, k_goal, k_obs, k_model, k_run = jax.random.split(key, 6)
     condition = jnp.asarray(condition, jnp.int32)
@@ -327,7 +356,8 @@ def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel]
     obs0 = shift("apply_obs", condition, env_state.obs, k_obs)
     goal_pixels = shift("apply_pixels", condition, env_state.info["goal_obs"]["pixels"], k_goal)
     goal_obs = {"pixels": goal_pixels, "proprio": env_state.info["goal_obs"]["proprio"]}
-    return Carry(env_state=env_state, model=model.init(params, k_model, obs0, goal_obs),
+    knobs = None if table is None else jax.tree.map(lambda x: x[setting], table)
+    return Carry(env_state=env_state, model=model.init(params, k_model, obs0, goal_obs, knobs),
                  plan=jnp.zeros((horizon, act_dim)), goal_pixels=goal_pixels, condition=condition,
                  first_pixels=obs0["pixels"] if record_frames else None,
                  success_any=jnp.zeros((), bool), key=k_run)
@@ -374,12 +404,13 @@ def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel]
     final, outputs = jax.lax.scan(replan, first, jnp.arange(replans))
     return final, finish(first, final, outputs)
 
-  def run(params, key, task=None, condition=0):
+  def run(params, key, task=None, condition=0, setting=0):
     """Runs one episode. params: pretrained world-model params; key: typed PRNG key; task: optional task;
-    condition: int32[] index into `conditions`."""
-    return play(init(params, key, task, condition))[1]
+    condition: int32[] index into `conditions`; setting: int32[] index into `settings` (ignored without)."""
+    return play(init(params, key, task, condition, setting))[1]
 
-  return EpisodeProgram(init=init, replan=replan, finish=finish, play=play, run=run, conditions=conditions)
+  return EpisodeProgram(init=init, replan=replan, finish=finish, play=play, run=run, conditions=conditions,
+                        num_settings=1 if settings is None else len(settings))
 
 
 def sequence_keys(key: jax.Array, length: int) -> jax.Array:
@@ -404,15 +435,15 @@ def make_continual(program: EpisodeProgram, length: int, keep_buffer: bool = Fal
     raise ValueError(f"length must be >= 1 episodes per sequence, got {length!r}")
   length = int(length)
 
-  def run(params, key, task=None, condition=0):
+  def run(params, key, task=None, condition=0, setting=0):
     keys = sequence_keys(key, length)
-    start = program.init(params, keys[0], task, condition).model
+    start = program.init(params, keys[0], task, condition, setting).model
     if not isinstance(start, ModelState):
       raise ValueError(f"continual adaptation carries a world model's adapted params; this program's model "
                        f"state is a {type(start).__name__}")
 
     def episode(previous, k):
-      first = program.init(params, k, task, condition)
+      first = program.init(params, k, task, condition, setting)
       kept = {"params": previous.params, "opt_state": previous.opt_state}
       if keep_buffer:
         kept["buffer"] = previous.buffer

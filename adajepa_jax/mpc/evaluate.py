@@ -73,68 +73,82 @@ def chunk_size(episodes: int, batch_size: Optional[int], multiple: int) -> int:
 
 def make_evaluator(program: EpisodeProgram, mesh: Optional[Mesh] = None, batch_size: Optional[int] = None
                    ) -> Callable[..., EpisodeResult]:
-  """Returns `run(params, keys key<impl>[E], condition_ids int32[E] | None) -> EpisodeResult`.
+  """Returns `run(params, keys key<impl>[E], condition_ids int32[E] | None, setting_ids int32[E] | None)
+  -> EpisodeResult`.
 
   The program is jitted once and reused for every chunk and call. With `mesh`, the episode axis is sharded
   over its 'batch' axis and params are replicated; on one host, fewer episodes than devices run on the default
   device instead. Episodes are padded to equal chunks (see `chunk_size`); pad episodes are dropped.
-  condition_ids default to 0 (the program's first condition).
+  condition_ids and setting_ids default to 0 (the program's first condition and adaptation setting).
   """
   num_conditions = len(program.conditions)
 
-  def batched(params, keys, condition_ids):
-    return jax.vmap(lambda k, c: program.run(params, k, condition=c))(keys, condition_ids)
+  def batched(params, keys, condition_ids, setting_ids):
+    return jax.vmap(lambda k, c, g: program.run(params, k, condition=c, setting=g))(
+        keys, condition_ids, setting_ids)
 
   single = jax.jit(batched)
   if mesh is not None:
     batch, replicated = NamedSharding(mesh, P("batch")), NamedSharding(mesh, P())
-    sharded = jax.jit(batched, in_shardings=(replicated, batch, batch), out_shardings=batch)
+    sharded = jax.jit(batched, in_shardings=(replicated, batch, batch, batch), out_shardings=batch)
 
-  def call_sharded(params, keys, condition_ids):
+  def call_sharded(params, keys, condition_ids, setting_ids):
     """One chunk through the sharded program, its results complete on every host."""
-    out = sharded(place(params, replicated), place(keys, batch), place(condition_ids, batch))
+    out = sharded(place(params, replicated), place(keys, batch), place(condition_ids, batch),
+                  place(setting_ids, batch))
     return out if jax.process_count() == 1 else to_host(out, mesh)
 
-  def run(params, keys, condition_ids=None):
+  def ids(values, n, count, what):
+    """Per-episode indices int32[n] in [0, count) (default zeros); ValueError naming the valid range."""
+    values = np.zeros(n, np.int32) if values is None else np.asarray(values, np.int32)
+    if values.shape != (n,) or values.min() < 0 or values.max() >= count:
+      raise ValueError(f"{what}_ids must be int32[{n}] in [0, {count}) (the program's {what}s"
+                       + (f": {', '.join(c.name for c in program.conditions)}" if what == "condition" else "")
+                       + f"), got {values}")
+    return values
+
+  def run(params, keys, condition_ids=None, setting_ids=None):
     n = _check_keys(keys).shape[0]
-    condition_ids = (np.zeros(n, np.int32) if condition_ids is None
-                     else np.asarray(condition_ids, np.int32))
-    if condition_ids.shape != (n,) or condition_ids.min() < 0 or condition_ids.max() >= num_conditions:
-      raise ValueError(f"condition_ids must be int32[{n}] in [0, {num_conditions}) (the program's conditions: "
-                       f"{', '.join(c.name for c in program.conditions)}), got {condition_ids}")
+    condition_ids = ids(condition_ids, n, num_conditions, "condition")
+    setting_ids = ids(setting_ids, n, program.num_settings, "setting")
     use_mesh = mesh is not None and (n >= mesh.devices.size or jax.process_count() > 1)
     if use_mesh and jax.process_count() > 1:
-      _check_same_on_all_processes(keys, condition_ids)
+      _check_same_on_all_processes(keys, np.stack([condition_ids, setting_ids]))
     chunk = chunk_size(n, batch_size, mesh.devices.size if use_mesh else 1)
     padded = pad_rows(n, chunk)   # pad with repeats of the last episode
-    keys, condition_ids = keys[padded], condition_ids[padded]
-    outs = [call_sharded(params, keys[i:i + chunk], condition_ids[i:i + chunk]) if use_mesh
-            else single(params, keys[i:i + chunk], jnp.asarray(condition_ids[i:i + chunk]))
-            for i in range(0, len(padded), chunk)]
+    keys, condition_ids, setting_ids = keys[padded], condition_ids[padded], setting_ids[padded]
+    outs = []
+    for i in range(0, len(padded), chunk):
+      part = (keys[i:i + chunk], condition_ids[i:i + chunk], setting_ids[i:i + chunk])
+      outs.append(call_sharded(params, *part) if use_mesh
+                  else single(params, part[0], jnp.asarray(part[1]), jnp.asarray(part[2])))
     out = outs[0] if len(outs) == 1 else jax.tree.map(lambda *x: np.concatenate(x, 0), *outs)
     return jax.tree.map(lambda x: x[:n], out)
 
   return run
 
 
-def _check_same_on_all_processes(keys, condition_ids):
-  """Raises unless every process passes the same episodes (a fingerprint of keys and condition ids).
+def _check_same_on_all_processes(keys, ids):
+  """Raises unless every process passes the same episodes (a fingerprint of keys and of the condition and
+  setting ids, `ids`).
 
   Called before the program is compiled, this first collective also sets up the CPU collectives (gloo) while
   the processes are in step: on CPU a first collective fails when a process reaches it ~30 s after another
   (measured, jax 0.10.2), and compile times differ across processes (JAX writes a multi-process program's
   cache entry from process 0 only, under a key the other processes do not compute). Later collectives wait.
   """
-  data = np.asarray(jax.random.key_data(keys)).tobytes() + condition_ids.tobytes()
+  data = np.asarray(jax.random.key_data(keys)).tobytes() + ids.tobytes()
   multihost_utils.assert_equal(np.array([keys.shape[0], zlib.crc32(data)], np.uint32),
-                               "every process must pass the same keys and condition_ids to evaluate")
+                               "every process must pass the same keys, condition_ids and setting_ids to evaluate")
 
 
 def evaluate(program: EpisodeProgram, params: Any, keys: jax.Array, condition_ids: Optional[Any] = None,
-             mesh: Union[str, Mesh, None] = "auto", batch_size: Optional[int] = None) -> EpisodeResult:
+             mesh: Union[str, Mesh, None] = "auto", batch_size: Optional[int] = None,
+             setting_ids: Optional[Any] = None) -> EpisodeResult:
   """Runs the episodes of `keys` (key<impl>[E], e.g. `episode_keys`), episode i under
-  `program.conditions[condition_ids[i]]` (int32[E]; default: the first), and returns the stacked
-  EpisodeResult (leading axis E).
+  `program.conditions[condition_ids[i]]` (int32[E]; default: the first) and, for a program with a grid of
+  adaptation settings, with setting `setting_ids[i]` (int32[E]; default: the first), and returns the
+  stacked EpisodeResult (leading axis E).
 
   mesh: "auto" shards over all devices when there is more than one; None forces one device.
   batch_size: at most this many episodes per call (None: all at once).
@@ -142,4 +156,4 @@ def evaluate(program: EpisodeProgram, params: Any, keys: jax.Array, condition_id
   """
   if mesh == "auto":
     mesh = make_mesh() if len(jax.devices()) > 1 else None
-  return make_evaluator(program, mesh, batch_size)(params, keys, condition_ids)
+  return make_evaluator(program, mesh, batch_size)(params, keys, condition_ids, setting_ids)

@@ -48,8 +48,8 @@ def simulator_model(env, cfg, physics="mjx") -> PlanningModel:
   fs, horizon, env_a = cfg.data.frameskip, cfg.plan.horizon, env.action_size
   zero = jnp.zeros(())
 
-  def init(params, key, obs0, goal_obs):
-    del params, key, obs0, goal_obs
+  def init(params, key, obs0, goal_obs, setting=None):
+    del params, key, obs0, goal_obs, setting
     return ()
 
   def planning(state, env_state, replan_idx):

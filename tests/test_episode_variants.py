@@ -1,30 +1,40 @@
-"""Continual adaptation (`mpc.make_continual`): sequences of episodes carrying the adapted params, on the tiny
-maze config with random-init params."""
+"""Variants of the episode program on the tiny maze config with random-init params: continual adaptation
+(`mpc.make_continual`: sequences of episodes carrying the adapted params) and a grid of adaptation settings as
+data (`make_episode(settings=...)`: one compiled program, each cell equal to its setting run alone)."""
+import dataclasses
+
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adajepa_jax import envs
+from adajepa_jax import adaptation, envs
 from adajepa_jax.configs import pointmaze
 from adajepa_jax.eval import build
-from adajepa_jax.mpc import make_continual, make_episode, make_oracle_episode, sequence_keys
+from adajepa_jax.mpc import evaluate, make_continual, make_episode, make_oracle_episode, sequence_keys
 
 LENGTH = 2
+MODE = "predlast+enclast"
 
 
 @pytest.fixture(scope="module")
-def runs():
-  """For one sequence key: the reset runs of its LENGTH episodes and the continual runs, frozen and adaptive,
-  the adaptive one also keeping the buffer."""
+def tiny():
   cfg = pointmaze.get_config("tiny")
   env = envs.make(cfg.task.name, **cfg.task.kwargs)
   wm = build.world_model_for(cfg, env)
-  params = jax.jit(wm.init)(jax.random.key(0))
+  return cfg, env, wm, jax.jit(wm.init)(jax.random.key(0))
+
+
+@pytest.fixture(scope="module")
+def runs(tiny):
+  """For one sequence key: the reset runs of its LENGTH episodes and the continual runs, frozen and adaptive,
+  the adaptive one also keeping the buffer."""
+  cfg, env, wm, params = tiny
   key = jax.random.key(3)
   keys = sequence_keys(key, LENGTH)
   out = {}
-  for mode in ("frozen", "predlast+enclast"):
+  for mode in ("frozen", MODE):
     program = make_episode(env, wm, build.mode_config(cfg, mode), record_frames=False)
     out[mode, "reset"] = jax.jit(jax.vmap(lambda k: program.run(params, k)))(keys)
     out[mode, "continual"] = jax.jit(make_continual(program, LENGTH).run)(params, key)
@@ -69,3 +79,35 @@ def test_continual_needs_a_world_model_and_a_length():
     jax.eval_shape(oracle.run, {}, jax.random.key(0))
   with pytest.raises(ValueError, match="length must be >= 1"):
     make_continual(oracle, 0)
+
+
+def test_a_grid_of_settings_is_one_program_equal_to_its_cells(tiny, runs):
+  """Two settings (the config's; 5x the learning rates with 3 steps per replan) x the 2 episodes as one
+  program: traced once, and each cell equals its setting run alone (the config's: the reset runs above)."""
+  cfg, env, wm, params = tiny
+  adaptive = build.mode_config(cfg, MODE)
+  lr_p, lr_e = adaptation.learning_rates(adaptive)
+  settings = [adaptation.setting_of(adaptive),
+              adaptation.setting_of(adaptive, lr_predictor=5 * lr_p, lr_encoder=5 * lr_e, steps=3)]
+  program = make_episode(env, wm, adaptive, record_frames=False, settings=settings)
+  traces = []
+
+  def counted(*args, **kwargs):
+    traces.append(1)
+    return program.run(*args, **kwargs)
+
+  keys = sequence_keys(jax.random.key(3), LENGTH)
+  grid = evaluate(dataclasses.replace(program, run=counted), params, jnp.tile(keys, 2), mesh=None,
+                  setting_ids=np.repeat(np.arange(2), LENGTH))
+  grid = jax.tree.map(np.asarray, grid)
+  assert len(traces) == 1
+  _same_episodes(jax.tree.map(lambda x: x[:LENGTH], grid), runs[MODE, "reset"])
+  alone_cfg = build.mode_config(cfg, MODE)
+  alone_cfg.adapt.update(lr_predictor=5 * lr_p, lr_encoder=5 * lr_e, steps=3)
+  alone = jax.jit(jax.vmap(lambda k: make_episode(env, wm, alone_cfg, record_frames=False).run(params, k)))(keys)
+  _same_episodes(jax.tree.map(lambda x: x[LENGTH:], grid), jax.tree.map(np.asarray, alone))
+  assert not np.allclose(grid.per_replan["pred_error_after"][0], grid.per_replan["pred_error_after"][LENGTH])
+  with pytest.raises(ValueError, match="need an adapting world model"):
+    make_episode(env, wm, build.mode_config(cfg, "frozen"), settings=settings)
+  with pytest.raises(ValueError, match=r"setting_ids must be int32\[2\] in \[0, 2\)"):
+    evaluate(program, params, keys, mesh=None, setting_ids=np.array([0, 2]))

@@ -1,0 +1,193 @@
+"""Adaptation hyperparameters as one compiled program: a grid of learning-rate scales x adaptation steps per
+replan (traced per-episode settings, `make_episode(settings=...)`), each cell paired with the frozen model on
+the same episodes; config overrides that cannot be traced (buffer policy, optimiser reset, ...) are variants,
+one program each.
+
+  python experiments/ablate.py --config=adajepa_jax/configs/stored.py:workdirs/pushobj_base \
+      --workdir=workdirs/pushobj_base/ablate --shifts=shape_T,shape_square --lr_scales=0.2,1,2,5 --steps=1,2,4 \
+      --variants="recent5:;no_reset:adapt.reset_optimizer=False;merged:adapt.buffer_weighting='merged'"
+
+The learning rates are the config's (`adaptation.learning_rates`: by default the training rates) times each
+scale, for the predictor and the encoder alike. Episodes: `config.eval.seeds x config.eval.episodes` per
+shift (the evaluation seed `config.eval.seed`), the same for every cell and for frozen. Writes
+<workdir>/runs/<variant>.json (per-episode success of every cell; frozen.json for the baseline; reused on a
+rerun with the same settings, so an interrupted grid resumes by variant), ablate.{csv,md} (one row per variant,
+shift and cell: success, paired difference vs frozen with its t and bootstrap 95% intervals) and
+ablate_<variant>.png (heatmaps of the paired gain, one per shift).
+"""
+import json
+import os
+
+from absl import flags
+from ml_collections import config_flags
+
+from adajepa_jax import utils
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "adajepa_jax/configs/stored.py:<training workdir>.")
+flags.DEFINE_string("workdir", None, "Where the runs, the table and the heatmaps go.")
+flags.DEFINE_list("shifts", ["clean"], "Shift conditions; they must build the same env (one program).")
+flags.DEFINE_string("mode", None, "Adaptation spec (default: the config's adapt.spec).")
+flags.DEFINE_list("lr_scales", ["0.2", "1", "2", "5"], "Learning-rate multipliers (traced: one program).")
+flags.DEFINE_list("steps", ["1", "2", "4"], "Adaptation steps per replan (traced, masked within the largest).")
+flags.DEFINE_string("variants", "base:", "';'-separated `name:key=value,key=value` config overrides that "
+                    "cannot be traced; one program each.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def parse_grid():
+  """(lr_scales [float], steps [int]) from the flags; UsageError naming a bad value."""
+  from adajepa_jax.errors import UsageError
+  try:
+    scales = [float(x) for x in FLAGS.lr_scales]
+    steps = [int(x) for x in FLAGS.steps]
+  except ValueError:
+    raise UsageError(f"--lr_scales must be numbers and --steps integers, got {FLAGS.lr_scales} and "
+                     f"{FLAGS.steps}") from None
+  if not scales or min(scales) <= 0:
+    raise UsageError(f"--lr_scales={','.join(FLAGS.lr_scales)}: each must be > 0")
+  if not steps or min(steps) < 1:
+    raise UsageError(f"--steps={','.join(FLAGS.steps)}: each must be >= 1")
+  return scales, steps
+
+
+def run_settings(config, mode, variant, overrides, scales, steps):
+  """What a run's outcomes depend on (a rerun with other settings does not reuse it)."""
+  from adajepa_jax.eval import summary
+  return json.loads(json.dumps({
+      "shifts": list(FLAGS.shifts), "mode": mode, "variant": variant, "overrides": overrides,
+      "lr_scales": scales, "steps": steps, "eval_seed": config.eval.seed, "seeds": config.eval.seeds,
+      "episodes": config.eval.episodes, "replans": config.eval.replans, **summary.run_settings(config)},
+      default=str))
+
+
+def run_grid(config, params, mode, scales, steps):
+  """success_any int[G, C, E] of the grid (G = scales x steps, scale-major; frozen: G = 1)."""
+  import jax.numpy as jnp
+  import numpy as np
+
+  from adajepa_jax import adaptation
+  from adajepa_jax.envs import shifts
+  from adajepa_jax.eval import build
+  from adajepa_jax.mpc import episode_keys, evaluate, make_episode, with_conditions
+  conditions = shifts.same_env(FLAGS.shifts)
+  env = conditions[0].task_env(config.task.name, **config.task.kwargs)
+  cfg = build.mode_config(config, mode)
+  settings = None
+  if mode != "frozen":
+    lr_p, lr_e = adaptation.learning_rates(cfg)
+    settings = [adaptation.setting_of(cfg, lr_predictor=s * lr_p, lr_encoder=s * lr_e, steps=n)
+                for s in scales for n in steps]
+  program = make_episode(env, build.world_model_for(config, env), cfg, conditions, record_frames=False,
+                         settings=settings)
+  g = 1 if settings is None else len(settings)
+  keys, condition_ids = with_conditions(episode_keys(config.eval.seed, config.eval.seeds, config.eval.episodes),
+                                        len(conditions))                                    # [C * E]
+  n = keys.shape[0]
+  result = evaluate(program, params, jnp.tile(keys, g), np.tile(condition_ids, g),
+                    batch_size=config.eval.batch_size, setting_ids=np.repeat(np.arange(g), n))
+  return np.asarray(result.success_any).reshape(g, len(conditions), -1).astype(int)
+
+
+def table_rows(frozen, grids, config, mode, scales, steps):
+  """One row per variant, shift and cell: success (t 95% over seeds) and the paired difference vs frozen."""
+  from adajepa_jax.eval import metrics
+  seeds = config.eval.seeds
+  rows = []
+  for ci, cond in enumerate(FLAGS.shifts):
+    f = metrics.seed_summary(frozen[0, ci], seeds)
+    rows.append({"variant": "-", "shift": cond, "mode": "frozen", "lr_scale": "", "steps": "",
+                 "budget": f"{config.eval.replans}x1", "episodes": f["episodes"], "success_mean": f["mean"],
+                 "success_ci95": f["ci95"], "diff_vs_frozen_mean": float("nan"),
+                 "diff_vs_frozen_ci95": float("nan"), "diff_boot95": ""})
+    for variant, grid in grids.items():
+      cells = [(s, n) for s in scales for n in steps]
+      for gi, (s, n) in enumerate(cells):
+        a = metrics.seed_summary(grid[gi, ci], seeds)
+        d = metrics.paired_difference(grid[gi, ci], frozen[0, ci], seeds)
+        rows.append({"variant": variant, "shift": cond, "mode": mode, "lr_scale": s, "steps": n,
+                     "budget": f"{config.eval.replans}x1", "episodes": a["episodes"], "success_mean": a["mean"],
+                     "success_ci95": a["ci95"], "diff_vs_frozen_mean": d["mean"], "diff_vs_frozen_ci95": d["ci95"],
+                     "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]"})
+  return rows
+
+
+def plot(rows, variant, scales, steps, path):
+  """Heatmaps of the paired gain vs frozen over lr scale x steps, one per shift."""
+  import numpy as np
+
+  from adajepa_jax.eval import plots
+  grids = {}
+  for cond in FLAGS.shifts:
+    grid = np.full((len(scales), len(steps)), np.nan)
+    for r in rows:
+      if r["variant"] == variant and r["shift"] == cond:
+        grid[scales.index(r["lr_scale"]), steps.index(r["steps"])] = r["diff_vs_frozen_mean"]
+    grids[cond] = grid
+  plots.plot_heatmaps(grids, [f"{s:g}" for s in scales], [str(n) for n in steps], path,
+                      ylabel="learning-rate scale", xlabel="adaptation steps per replan",
+                      title=f"{variant}: adaptive - frozen (points)", signed=True)
+
+
+def load_or_run(path, wanted, run):
+  """The run stored at `path` if its settings are `wanted`, else `run()` (then stored)."""
+  import numpy as np
+  if os.path.isfile(path):
+    with open(path) as f:
+      stored = json.load(f)
+    if stored["settings"] == wanted:
+      print(f"reused {path}")
+      return np.asarray(stored["success_any"])
+    print(f"{path} has other settings; running again")
+  out = run()
+  with open(path, "w") as f:
+    json.dump({"settings": wanted, "success_any": out.tolist()}, f)
+  return out
+
+
+def main(argv):
+  del argv
+  from adajepa_jax.configs import base
+  from adajepa_jax.errors import UsageError
+  from adajepa_jax.eval import build, report
+  from adajepa_jax.training import checkpoint
+
+  config = FLAGS.config
+  scales, steps = parse_grid()
+  variants = base.parse_variants(FLAGS.variants)
+  build.check_conditions(config.task.name, FLAGS.shifts)
+  try:
+    from adajepa_jax.envs import shifts
+    shifts.same_env(FLAGS.shifts)
+  except ValueError as e:
+    raise UsageError(f"--shifts: {e}") from None
+  mode = FLAGS.mode or config.adapt.spec
+  if not build.parse_modes([mode])[0].adapts:
+    raise UsageError(f"--mode={mode!r} must be an adaptation spec (e.g. predlast+enclast), not frozen or oracle")
+  configs = {name: base.apply_overrides(config, o) for name, o in variants}   # bad keys fail here, up front
+  _, params, _ = checkpoint.load(None, config=config)
+  runs_dir = os.path.join(FLAGS.workdir, "runs")
+  os.makedirs(runs_dir, exist_ok=True)
+  frozen = load_or_run(os.path.join(runs_dir, "frozen.json"),
+                       run_settings(config, "frozen", "-", {}, [], []),
+                       lambda: run_grid(config, params, "frozen", scales, steps))
+  grids = {}
+  for name, overrides in variants:
+    cfg = configs[name]
+    print(f"{name}: {len(scales)} x {len(steps)} settings x {len(FLAGS.shifts)} shifts x "
+          f"{cfg.eval.seeds * cfg.eval.episodes} episodes, one program ...", flush=True)
+    grids[name] = load_or_run(os.path.join(runs_dir, f"{name}.json"),
+                              run_settings(cfg, mode, name, overrides, scales, steps),
+                              lambda cfg=cfg: run_grid(cfg, params, mode, scales, steps))
+  rows = table_rows(frozen, grids, config, mode, scales, steps)
+  columns = ["variant", "shift", "mode", "lr_scale", "steps", "budget", "episodes", "success_mean",
+             "diff_vs_frozen_mean", "diff_boot95"]
+  print(report.write_table(rows, os.path.join(FLAGS.workdir, "ablate"), columns))
+  for name in grids:
+    path = os.path.join(FLAGS.workdir, f"ablate_{name}.png")
+    plot(rows, name, scales, steps, path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+  utils.run(main)
