@@ -18,7 +18,10 @@ are the config's; the commands in RESULTS.md set GD to the paper's 100 steps and
     for all (`make_episode(..., conditions)`): first call (compile + run) and steady-state seconds to evaluate
     the same --condition_episodes episodes under every condition;
 (f) the training step: windows/s and encoded frames/s at the config's batch size, and its FLOP/s (XLA's cost
-    analysis of the jitted step) as a fraction of a plain matmul's FLOP/s, measured side by side.
+    analysis of the jitted step) as a fraction of a plain matmul's FLOP/s, measured side by side;
+(g) a grid of adaptation settings (--grid_lr_scales x --grid_steps) on the same --grid_episodes episodes:
+    one program carrying the settings as data (`make_episode(settings=...)`) vs one program per setting;
+    compiles (traces of the episode) and the steady-state time of the grid over the sum of the singles'.
 Timed alternatives are called in turn (A B A B ...) so that drift in machine load affects them alike; the
 median of --repeats calls is reported. Weights are a fresh init (timings do not depend on trained values).
 Runs with the project's XLA:CPU flags (`utils.add_xla_flags`: fusion settings and one host device per
@@ -48,7 +51,10 @@ flags.DEFINE_integer("reference_episodes", 8, "Episodes run one at a time for th
 flags.DEFINE_integer("cem_batch", 8, "Episodes whose CEM plans are vmapped together in (c).")
 flags.DEFINE_list("conditions", ["clean", "blur", "high_damping"], "Shift conditions for (e).")
 flags.DEFINE_integer("condition_episodes", 8, "Episodes per condition in (e).")
-SECTIONS = ("d", "a", "b", "c", "e", "f")
+flags.DEFINE_list("grid_lr_scales", ["0.2", "1", "2", "5"], "Learning-rate scales of the grid in (g).")
+flags.DEFINE_list("grid_steps", ["1", "2", "4"], "Adaptation steps per replan of the grid in (g).")
+flags.DEFINE_integer("grid_episodes", 8, "Episodes per setting in (g).")
+SECTIONS = ("d", "a", "b", "c", "e", "f", "g")
 flags.DEFINE_list("sections", list(SECTIONS), "Which parts to run (d needs a cold cache: run it first).")
 flags.DEFINE_bool("xla_defaults", False, "Run without the project's XLA:CPU flags (utils.add_xla_flags).")
 
@@ -293,6 +299,61 @@ def condition_batching(config, params, names, episodes, replans, repeats):
   return out
 
 
+def settings_grid(config, params, scales, steps, episodes, replans, repeats):
+  """(g): the same episodes under every adaptation setting of scales x steps: one program with the settings as
+  data vs one program per setting (each with the setting in its config). Counts traces of the episode."""
+  import dataclasses
+
+  from adajepa_jax import adaptation
+  from adajepa_jax.eval import build
+  from adajepa_jax.mpc import episode_keys, make_episode, make_evaluator, make_mesh
+  mesh = make_mesh() if len(jax.devices()) > 1 else None
+  env_cfg = build.mode_config(config, config.adapt.spec)
+  env_cfg.eval.replans = replans
+  from adajepa_jax import envs
+  env = envs.make(env_cfg.task.name, **env_cfg.task.kwargs)
+  wm = build.world_model_for(env_cfg, env)
+  lr_p, lr_e = adaptation.learning_rates(env_cfg)
+  settings = [adaptation.setting_of(env_cfg, lr_predictor=s * lr_p, lr_encoder=s * lr_e, steps=n)
+              for s in scales for n in steps]
+  traces = {"grid": 0, "singles": 0}
+
+  def counted(program, name):
+    def run(*args, **kwargs):
+      traces[name] += 1
+      return program.run(*args, **kwargs)
+    return dataclasses.replace(program, run=run)
+
+  singles = []
+  for st in settings:
+    cfg = build.mode_config(config, config.adapt.spec)
+    cfg.eval.replans = replans
+    cfg.adapt.update(**st)
+    singles.append(make_evaluator(counted(make_episode(env, wm, cfg, record_frames=False), "singles"), mesh))
+  grid = make_evaluator(counted(make_episode(env, wm, env_cfg, record_frames=False, settings=settings), "grid"),
+                        mesh, batch_size=config.eval.batch_size)
+  keys = episode_keys(0, 1, episodes)
+  grid_keys, grid_ids = jnp.tile(keys, len(settings)), np.repeat(np.arange(len(settings)), episodes)
+  calls = {"singles": lambda: [run(params, keys) for run in singles],
+           "grid": lambda: grid(params, grid_keys, None, grid_ids)}
+  first = {}
+  for name, fn in calls.items():
+    t = time.perf_counter()
+    _block(fn())
+    first[name] = time.perf_counter() - t
+  steady = median_times(calls, repeats)
+  out = {"settings": len(settings), "episodes_per_setting": episodes, "first_call": first, "steady": steady,
+         "grid_compiles": traces["grid"], "single_compiles": traces["singles"],
+         "grid_time_ratio": steady["grid"] / steady["singles"],
+         "grid_first_call_ratio": first["grid"] / first["singles"]}
+  print(f"(g) {len(settings)} adaptation settings (lr x{','.join(f'{s:g}' for s in scales)} x steps "
+        f"{','.join(map(str, steps))}) x {episodes} episodes: one program {traces['grid']} compile(s), "
+        f"{len(settings)} programs {traces['singles']}; first call {first['grid']:.1f} s vs {first['singles']:.1f} s "
+        f"(x{out['grid_first_call_ratio']:.2f}); steady {steady['grid']:.2f} s vs {steady['singles']:.2f} s "
+        f"(grid_time_ratio x{out['grid_time_ratio']:.2f}; target <= 1.2)")
+  return out
+
+
 def main(argv):
   del argv
   unknown = [s for s in FLAGS.sections if s not in SECTIONS]
@@ -323,10 +384,15 @@ def main(argv):
       "e": ("conditions", lambda: condition_batching(config, params, FLAGS.conditions, FLAGS.condition_episodes,
                                                      replans, FLAGS.repeats)),
       "f": ("train_step", lambda: train_step_speed(config, FLAGS.repeats)),
+      "g": ("settings_grid", lambda: settings_grid(config, params, [float(x) for x in FLAGS.grid_lr_scales],
+                                                   [int(x) for x in FLAGS.grid_steps], FLAGS.grid_episodes,
+                                                   replans, FLAGS.repeats)),
   }
   for name in FLAGS.sections:
     key, fn = sections[name]
     results[key] = fn()
+  if "settings_grid" in results:   # the grid's headline numbers, also at the top level
+    results.update({k: results["settings_grid"][k] for k in ("grid_compiles", "grid_time_ratio")})
   os.makedirs(FLAGS.out, exist_ok=True)
   with open(os.path.join(FLAGS.out, "benchmark.json"), "w") as f:
     json.dump(results, f, indent=1, default=str)
