@@ -111,3 +111,33 @@ def test_a_grid_of_settings_is_one_program_equal_to_its_cells(tiny, runs):
     make_episode(env, wm, build.mode_config(cfg, "frozen"), settings=settings)
   with pytest.raises(ValueError, match=r"setting_ids must be int32\[2\] in \[0, 2\)"):
     evaluate(program, params, keys, mesh=None, setting_ids=np.array([0, 2]))
+
+
+def test_hard_buffer_is_rescored_with_the_current_params(tiny):
+  """hard-N: before each insertion the stored transitions are rescored by the current (adapted) params, so the
+  eviction compares today's errors, not the errors they had when stored."""
+  from adajepa_jax.mpc import world_model_planner
+  cfg, env, wm, params = tiny
+  c = build.mode_config(cfg, MODE)
+  c.adapt.update(buffer="hard", buffer_size=2)
+  model = world_model_planner(wm, c, env.action_size)
+  chunk = jnp.full((env.action_size * c.data.frameskip,), 0.5)
+  states = [env.reset(jax.random.key(0))]
+  for _ in range(3):
+    for a in chunk.reshape(c.data.frameskip, env.action_size):
+      states.append(env.step(states[-1], a))
+  obs = [{"pixels": st.obs["pixels"], "proprio": st.obs["proprio"]} for st in states[::c.data.frameskip]]
+
+  @jax.jit
+  def observations(params):
+    out = [model.init(params, jax.random.key(1), obs[0], obs[-1])]
+    for o in obs[1:]:
+      out.append(model.observe(out[-1], o, chunk)[0])
+    return out
+
+  s = observations(params)
+  rescored = adaptation.window_losses(s[2].params, s[2].buffer.windows, wm.loss)   # before the third insertion
+  kept = 1 - int(np.argmin(rescored))   # the full 2-slot buffer evicts the lowest rescored transition
+  assert float(s[2].buffer.score.min()) > 0
+  np.testing.assert_allclose(s[3].buffer.score[kept], rescored[kept], rtol=1e-5)
+  assert not np.isclose(float(s[2].buffer.score[kept]), float(s[3].buffer.score[kept]))

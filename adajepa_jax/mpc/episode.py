@@ -279,6 +279,8 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
     metrics = {"pred_error_before": err_before}
     buffer, opt_state = state.buffer, state.opt_state
     if adapt_on:
+      if cfg.adapt.buffer == "hard":   # hard-N keeps the transitions the current params predict worst
+        buffer = adaptation.buffer_rescore(buffer, adaptation.window_losses(params, buffer.windows, wm.loss))
       buffer = adaptation.buffer_add(buffer, window, err_before, cfg.adapt.buffer, cfg.adapt.buffer_weighting)
       if state.setting is None:   # the config's settings, static
         opt, steps = optimizer, cfg.adapt.steps
