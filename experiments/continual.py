@@ -14,7 +14,9 @@ the sequence key of sequence s is `mpc.episode_keys(eval.seed, 1, sequences)[s]`
 Writes <workdir>/runs/<variant>.json (per-episode success; reused on a rerun with the same settings, so an
 interrupted run resumes by variant), continual.{csv,md} (success per variant, and the paired differences
 against `reset` over all episodes and over the second half of each sequence, with a Student-t 95% CI over
-sequences and the paired bootstrap), and continual_<shift>.png (success against the episode index).
+sequences and the paired bootstrap; and the mean one-step prediction error on the first chunk of episodes 2..K,
+before the episode's first update: what the carried params predict), and continual_<shift>.png (success
+against the episode index).
 """
 import json
 import os
@@ -45,7 +47,9 @@ def settings(config, mode):
 
 
 def run_variant(config, params, variant, mode):
-  """success_any of `variant`: int[C, S, K] (shift, sequence, episode)."""
+  """Per-episode outcomes of `variant`, each [C, S, K] (shift, sequence, episode): success_any (int) and
+  pred_error_first (the one-step prediction error on the episode's first executed chunk, before any update in
+  the episode: it shows what the carried params predict)."""
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -66,7 +70,8 @@ def run_variant(config, params, variant, mode):
   else:
     program = make_continual(program, k, keep_buffer=variant == "continual_buffer")
   result = evaluate(program, params, keys, jnp.asarray(condition_ids), batch_size=config.eval.batch_size)
-  return np.asarray(result.success_any).reshape(c, s, k).astype(int)
+  return {"success_any": np.asarray(result.success_any).reshape(c, s, k).astype(int),
+          "pred_error_first": np.asarray(result.per_replan["pred_error_before"])[..., 0].reshape(c, s, k)}
 
 
 def table_rows(success, config, mode):
@@ -79,12 +84,13 @@ def table_rows(success, config, mode):
   rows = []
   for ci, cond in enumerate(FLAGS.shifts):
     for v in VARIANTS:
-      mine, base = success[v][ci], success["reset"][ci]                   # [S, K]
+      mine, base = success[v]["success_any"][ci], success["reset"]["success_any"][ci]   # [S, K]
       summ = metrics.seed_summary(mine.reshape(-1), s)
       row = {"shift": cond, "variant": v, "mode": "frozen" if v == "frozen" else mode,
              "budget": f"{config.eval.replans}x1", "sequences_x_length": f"{s} x {k}",
              "success_mean": summ["mean"], "success_ci95": summ["ci95"],
-             "late_half_success": 100.0 * float(mine[:, late].mean())}
+             "late_half_success": 100.0 * float(mine[:, late].mean()),
+             "first_pred_error_later_episodes": float(np.mean(success[v]["pred_error_first"][ci][:, 1:]))}
       for name, part in (("all", slice(0, k)), ("late", late)):
         if v == "reset":
           row.update({f"diff_vs_reset_{name}_mean": float("nan"), f"diff_vs_reset_{name}_ci95": float("nan"),
@@ -104,7 +110,7 @@ def plot(success, path_stem):
   from adajepa_jax.eval import plots
   paths = []
   for ci, cond in enumerate(FLAGS.shifts):
-    curves = {v: 100.0 * np.asarray(success[v][ci]).mean(axis=0) for v in VARIANTS}
+    curves = {v: 100.0 * np.asarray(success[v]["success_any"][ci]).mean(axis=0) for v in VARIANTS}
     path = f"{path_stem}_{cond}.png"
     plots.plot_success_curves(curves, path, title=f"{cond}: success by episode in the sequence",
                               budget_label="episode in the sequence", ylabel="success (% of sequences)")
@@ -138,8 +144,8 @@ def main(argv):
     if os.path.isfile(path):
       with open(path) as f:
         stored = json.load(f)
-      if stored["settings"] == json.loads(json.dumps(wanted, default=str)):
-        success[v] = np.asarray(stored["success_any"])
+      if stored["settings"] == json.loads(json.dumps(wanted, default=str)) and "pred_error_first" in stored:
+        success[v] = {k: np.asarray(stored[k]) for k in ("success_any", "pred_error_first")}
         print(f"{v}: reused {path}")
         continue
       print(f"{v}: {path} has other settings; running again")
@@ -147,11 +153,11 @@ def main(argv):
           flush=True)
     success[v] = run_variant(config, params, v, mode)
     with open(path, "w") as f:
-      json.dump({"settings": wanted, "success_any": success[v].tolist()}, f, default=str)
+      json.dump({"settings": wanted, **{k: a.tolist() for k, a in success[v].items()}}, f, default=str)
   rows = table_rows(success, config, mode)
   columns = ["shift", "variant", "mode", "budget", "sequences_x_length", "success_mean", "late_half_success",
              "diff_vs_reset_all_mean", "diff_vs_reset_all_boot95", "diff_vs_reset_late_mean",
-             "diff_vs_reset_late_boot95"]
+             "diff_vs_reset_late_boot95", "first_pred_error_later_episodes"]
   print(report.write_table(rows, os.path.join(FLAGS.workdir, "continual"), columns))
   for p in plot(success, os.path.join(FLAGS.workdir, "continual")):
     print(f"wrote {p}")
