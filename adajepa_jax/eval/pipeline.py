@@ -17,7 +17,7 @@ Every mode other than frozen is compared with frozen on the same episodes (paire
 import json
 import os
 import time
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import jax
 import ml_collections
@@ -32,10 +32,11 @@ from adajepa_jax.mpc import episode_keys, evaluate, make_episode, make_oracle_ep
 
 
 def run_conditions(config: ml_collections.ConfigDict, params: Any, condition_names: Sequence[str],
-                   mode: Union[str, summary_lib.Mode], gifs: int = 0) -> tuple[list, Any]:
+                   mode: Union[str, summary_lib.Mode], gifs: int = 0,
+                   progress: Optional[Callable[[int], Any]] = None) -> tuple[list, Any]:
   """Runs conditions that build the same env (`shifts.same_env`) under one mode (a `summary.Mode` or its name)
   as one program, each on the same `config.eval.seeds x config.eval.episodes` episodes (paired across
-  conditions and modes).
+  conditions and modes). `progress(episodes)` is called as chunks of episodes finish.
 
   Returns ([(RunSummary, EpisodeResult as numpy)] in the order of `condition_names`, env).
   """
@@ -55,7 +56,7 @@ def run_conditions(config: ml_collections.ConfigDict, params: Any, condition_nam
   # XLA:CPU aborts a collective that waits over 40 s.
   mesh = None if mode.physics == "mujoco" else "auto"
   result = jax.tree.map(np.asarray, evaluate(program, params, keys, condition_ids, mesh=mesh,
-                                             batch_size=config.eval.batch_size))
+                                             batch_size=config.eval.batch_size, progress=progress))
   seconds = time.perf_counter() - start
   out = []
   for i, name in enumerate(condition_names):
@@ -130,12 +131,17 @@ def evaluate_and_report(config: ml_collections.ConfigDict, params: Any, workdir:
   programs = [(mode, [c for c in group if (c, str(mode)) not in done])
               for mode in modes for group in shifts.group_by_env(conditions)]
   programs = [(mode, group) for mode, group in programs if group]
-  for mode, group in tqdm(programs, desc="evaluate", disable=not progress):
-    runs, env = run_conditions(config, params, group, mode, gifs=gifs)
+  per_condition = config.eval.seeds * config.eval.episodes
+  bar = tqdm(total=per_condition * sum(len(g) for _, g in programs), desc="evaluate", unit="episode",
+             disable=not progress)
+  for mode, group in programs:
+    bar.set_description(f"evaluate {mode} on {len(group)} condition(s)")
+    runs, env = run_conditions(config, params, group, mode, gifs=gifs, progress=bar.update)
     for run, result in runs:
       _write_run_figures(workdir, run.condition, run.mode, result, gifs)
       write_summary(run, path(run.condition, run.mode))
       done[run.condition, run.mode] = run
+  bar.close()
   summaries = [done[c, str(m)] for c in conditions for m in modes]
   _write_outputs(workdir, summaries, conditions)
   return summaries

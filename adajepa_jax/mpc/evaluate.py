@@ -71,8 +71,8 @@ def chunk_size(episodes: int, batch_size: Optional[int], multiple: int) -> int:
   return multiple * math.ceil(math.ceil(episodes / chunks) / multiple)
 
 
-def make_evaluator(program: EpisodeProgram, mesh: Optional[Mesh] = None, batch_size: Optional[int] = None
-                   ) -> Callable[..., EpisodeResult]:
+def make_evaluator(program: EpisodeProgram, mesh: Optional[Mesh] = None, batch_size: Optional[int] = None,
+                   progress: Optional[Callable[[int], Any]] = None) -> Callable[..., EpisodeResult]:
   """Returns `run(params, keys key<impl>[E], condition_ids int32[E] | None, setting_ids int32[E] | None)
   -> EpisodeResult`.
 
@@ -80,6 +80,8 @@ def make_evaluator(program: EpisodeProgram, mesh: Optional[Mesh] = None, batch_s
   over its 'batch' axis and params are replicated; on one host, fewer episodes than devices run on the default
   device instead. Episodes are padded to equal chunks (see `chunk_size`); pad episodes are dropped.
   condition_ids and setting_ids default to 0 (the program's first condition and adaptation setting).
+  progress: called with the number of (real) episodes of each chunk once it has finished (e.g. a tqdm bar's
+  `update`); the chunks then run one after the other instead of being queued.
   """
   num_conditions = len(program.conditions)
 
@@ -122,6 +124,9 @@ def make_evaluator(program: EpisodeProgram, mesh: Optional[Mesh] = None, batch_s
       part = (keys[i:i + chunk], condition_ids[i:i + chunk], setting_ids[i:i + chunk])
       outs.append(call_sharded(params, *part) if use_mesh
                   else single(params, part[0], jnp.asarray(part[1]), jnp.asarray(part[2])))
+      if progress is not None:
+        jax.block_until_ready(outs[-1])
+        progress(min(chunk, n - i))
     out = outs[0] if len(outs) == 1 else jax.tree.map(lambda *x: np.concatenate(x, 0), *outs)
     return jax.tree.map(lambda x: x[:n], out)
 
@@ -144,7 +149,8 @@ def _check_same_on_all_processes(keys, ids):
 
 def evaluate(program: EpisodeProgram, params: Any, keys: jax.Array, condition_ids: Optional[Any] = None,
              mesh: Union[str, Mesh, None] = "auto", batch_size: Optional[int] = None,
-             setting_ids: Optional[Any] = None) -> EpisodeResult:
+             setting_ids: Optional[Any] = None, progress: Optional[Callable[[int], Any]] = None
+             ) -> EpisodeResult:
   """Runs the episodes of `keys` (key<impl>[E], e.g. `episode_keys`), episode i under
   `program.conditions[condition_ids[i]]` (int32[E]; default: the first) and, for a program with a grid of
   adaptation settings, with setting `setting_ids[i]` (int32[E]; default: the first), and returns the
@@ -152,8 +158,9 @@ def evaluate(program: EpisodeProgram, params: Any, keys: jax.Array, condition_id
 
   mesh: "auto" shards over all devices when there is more than one; None forces one device.
   batch_size: at most this many episodes per call (None: all at once).
+  progress: called with each finished chunk's episode count (see `make_evaluator`).
   On several hosts every host calls this with the same arguments and receives all E results.
   """
   if mesh == "auto":
     mesh = make_mesh() if len(jax.devices()) > 1 else None
-  return make_evaluator(program, mesh, batch_size)(params, keys, condition_ids, setting_ids)
+  return make_evaluator(program, mesh, batch_size, progress)(params, keys, condition_ids, setting_ids)
