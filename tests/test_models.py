@@ -1,5 +1,8 @@
 """World model: shapes of all variants, jit == eager, causality, rollout consistency, LoRA, vmap, paper scale."""
+import functools
+
 import chex
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -177,6 +180,16 @@ def test_lora_starts_as_identity_and_changes_the_model():
   assert shapes and all(len(s) == 2 for s in shapes)
   assert "qkv" in adapters["predictor"]["block_0"]["attn"] and "head" in adapters["encoder"]
   assert "stem" not in adapters["encoder"]                                # conv kernels are not adapted
+  assert set(adapters) == {"encoder", "predictor"}                        # nor the action / proprio encoders
+  # The merged kernel adds (alpha / rank) a @ b: with every b = 1, alpha / rank = 8 times a @ 1.
+  flat = {p: (jnp.ones_like(v) if p[-1] == "b" else v)
+          for p, v in flax.traverse_util.flatten_dict(adapters).items()}
+  merged = lora.merge(dict(params, lora=flax.traverse_util.unflatten_dict(flat)))
+  path = next(p[:-1] for p in flat if p[-1] == "a")
+  get = lambda tree: functools.reduce(lambda t, k: t[k], path, tree)   # noqa: E731
+  a = flat[path + ("a",)]
+  np.testing.assert_allclose(get(merged) - get(params), (lora.ALPHA / 2) * a @ jnp.ones((2, get(params).shape[1])),
+                             rtol=1e-5, atol=1e-5)
   bumped = jax.tree.map(lambda x: x + 0.05, with_lora["lora"])
   assert not np.allclose(wm.loss(dict(params, lora=bumped), batch)[0], wm.loss(params, batch)[0])
   assert models.layer_groups(with_lora)["lora"] == [("lora",)]

@@ -1,9 +1,10 @@
-"""Low-rank adapters (LoRA) on every dense kernel of a world-model param tree.
+"""Low-rank adapters (LoRA) on every dense kernel of the encoder and the predictor.
 
 Adapters live in `params['lora']`, a tree that mirrors the paths of the adapted kernels:
 `params['lora'][...path...]['kernel'] = {'a': f32[in, r], 'b': f32[r, out]}`. The effective kernel is
-`kernel + a @ b`. `b` starts at zero, so the model is unchanged until the adapters are trained. Convolution
-kernels (4-D) are not adapted.
+`kernel + (ALPHA / r) * a @ b`, the usual alpha / rank scaling (the paper: rank 8, alpha 16; facts in
+`third_party/`). `b` starts at zero, so the model is unchanged until the adapters are trained. Convolution
+kernels (4-D) and the action and proprio encoders are not adapted.
 
 Example:
   params = dict(params, lora=lora.init_adapters(key, params, rank=8))
@@ -14,11 +15,13 @@ import jax
 import jax.numpy as jnp
 
 LORA_KEY = "lora"
+ALPHA = 16.0          # the adapters' scale is ALPHA / rank (rank 8: 2)
+ADAPTED = ("encoder", "predictor")
 
 
 def _dense_kernels(params):
-  """Flat {path: kernel} of every 2-D 'kernel' leaf outside params['lora'] and params['decoder']."""
-  flat = tu.flatten_dict({k: v for k, v in params.items() if k not in (LORA_KEY, "decoder")})
+  """Flat {path: kernel} of every 2-D 'kernel' leaf of params['encoder'] and params['predictor']."""
+  flat = tu.flatten_dict({k: v for k, v in params.items() if k in ADAPTED})
   return {p: v for p, v in flat.items() if p[-1] == "kernel" and jnp.ndim(v) == 2}
 
 
@@ -46,7 +49,8 @@ def init_adapters(key, params, rank):
 
 
 def merge(params):
-  """`params` without the 'lora' key, with `a @ b` added to each adapted kernel (identity if absent)."""
+  """`params` without the 'lora' key, with `(ALPHA / r) * a @ b` added to each adapted kernel (identity if
+  absent)."""
   if LORA_KEY not in params:
     return params
   base = {k: v for k, v in params.items() if k != LORA_KEY}
@@ -55,5 +59,5 @@ def merge(params):
   for path, ab in tu.flatten_dict(params[LORA_KEY], is_leaf=is_pair).items():
     if path not in flat:
       raise ValueError(f"LoRA adapter for {'/'.join(path)} has no matching kernel in params")
-    flat[path] = flat[path] + ab["a"] @ ab["b"]
+    flat[path] = flat[path] + (ALPHA / ab["a"].shape[1]) * (ab["a"] @ ab["b"])
   return tu.unflatten_dict(flat)
