@@ -20,6 +20,9 @@ flags.DEFINE_list("runs", None, "`label:path.json` items; the first is the basel
 flags.DEFINE_string("out", None, "Output path stem: <out>.csv and <out>.md.")
 flags.DEFINE_integer("budget", None, "Score success within the first this many replans (<= the runs' budget; "
                      "from the per-episode first success), e.g. 20 of a 30-replan run. Default: the runs' budget.")
+flags.DEFINE_enum("metric", "success_any", ["success_any", "success_sym_any"],
+                  "The per-episode outcome compared: the paper's success test, or the symmetry-aware one (angle "
+                  "modulo the shape's symmetry; recorded at the runs' full budget only).")
 flags.mark_flags_as_required(["runs", "out"])
 
 
@@ -40,12 +43,18 @@ def parse_runs(items):
   return runs
 
 
-def outcomes(summary, budget=None):
-  """Per-episode success_any (0/1) of a run, within `budget` replans (None: the run's own budget)."""
+def outcomes(summary, budget=None, metric="success_any"):
+  """Per-episode outcomes (0/1) of a run: `metric` within `budget` replans (None: the run's own budget)."""
   from adajepa_jax.errors import UsageError
   from adajepa_jax.eval import metrics
+  if metric not in summary.episodes:
+    raise UsageError(f"--metric={metric}: the run of {summary.condition} / {summary.mode} has no per-episode "
+                     f"{metric} (it has {', '.join(sorted(summary.episodes))})")
   if budget is None or budget == summary.replans:
-    return summary.episodes["success_any"]
+    return summary.episodes[metric]
+  if metric != "success_any":
+    raise UsageError(f"--metric={metric} is recorded at the runs' full budget only ({summary.replans} replans); "
+                     "drop --budget")
   if not 1 <= budget <= summary.replans:
     raise UsageError(f"--budget={budget}: must be in 1..{summary.replans} (the runs' replans)")
   if "first_success" not in summary.episodes:
@@ -53,7 +62,7 @@ def outcomes(summary, budget=None):
   return metrics.success_within(summary.episodes["first_success"], budget).tolist()
 
 
-def table(runs, budget=None):
+def table(runs, budget=None, metric="success_any"):
   """Rows: each run's success and its paired difference against the first run (same episodes, checked)."""
   from adajepa_jax.eval import metrics, summary
   base = runs[0][1]
@@ -61,12 +70,12 @@ def table(runs, budget=None):
     summary.check_same_episodes(s, base)
   rows = []
   for label, s in runs:
-    mine = outcomes(s, budget)
-    d = None if s is base else metrics.paired_difference(mine, outcomes(base, budget), s.seeds)
+    mine = outcomes(s, budget, metric)
+    d = None if s is base else metrics.paired_difference(mine, outcomes(base, budget, metric), s.seeds)
     succ = metrics.seed_summary(mine, s.seeds)
     rows.append({"run": label, "condition": s.condition, "mode": s.mode, "planner": s.planner,
-                 "budget": f"{budget or s.replans}x1", "episodes": succ["episodes"],
-                 "success_any_mean": succ["mean"], "success_any_ci95": succ["ci95"],
+                 "budget": f"{budget or s.replans}x1", "episodes": succ["episodes"], "metric": metric,
+                 "success_mean": succ["mean"], "success_ci95": succ["ci95"],
                  "diff_vs_first_mean": d["mean"] if d else float("nan"),
                  "diff_vs_first_ci95": d["ci95"] if d else float("nan"),
                  "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]" if d else "",
@@ -77,8 +86,8 @@ def table(runs, budget=None):
 def main(argv):
   del argv
   from adajepa_jax.eval import report
-  rows = table(parse_runs(FLAGS.runs), FLAGS.budget)
-  columns = ["run", "condition", "mode", "planner", "budget", "episodes", "success_any_mean",
+  rows = table(parse_runs(FLAGS.runs), FLAGS.budget, FLAGS.metric)
+  columns = ["run", "condition", "mode", "planner", "budget", "episodes", "metric", "success_mean",
              "diff_vs_first_mean", "diff_boot95", "proprio_cost_pct"]
   print(report.write_table(rows, FLAGS.out, columns))
 

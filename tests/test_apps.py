@@ -96,6 +96,18 @@ def test_paired_runs_on_known_outcomes(tmp_path):
   lines = r.stderr.strip().splitlines()
   assert r.returncode == 2 and len(lines) == 1 and "differ in eval_seed: 2 vs 0" in lines[0], r.stderr
   assert not (tmp_path / "bad.md").exists()
+  # The symmetry-aware test: b succeeds on 3 more episodes than a (per seed 100 vs 50, 50 vs 25).
+  for name, sym in (("a", [0, 0, 1, 1, 0, 1, 0, 0]), ("b", [1, 1, 1, 1, 0, 1, 1, 0])):
+    s = json.loads(paths[name].read_text())
+    s["episodes"]["success_sym_any"] = sym
+    paths[name].write_text(json.dumps(s))
+  r = _run("paired_runs.py", f"--runs=a:{paths['a']},b:{paths['b']}", f"--out={tmp_path}/sym",
+           "--metric=success_sym_any")
+  assert r.returncode == 0, r.stderr
+  assert "| success_sym_any | 75.0 ± 317.7 | 37.5 ± 158.8 |" in (tmp_path / "sym.md").read_text().splitlines()[3]
+  r = _run("paired_runs.py", f"--runs=a:{paths['a']},c:{paths['c']}", f"--out={tmp_path}/nosym",
+           "--metric=success_sym_any")
+  assert r.returncode == 2 and "has no per-episode success_sym_any" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -147,8 +159,8 @@ def test_paired_runs_at_a_smaller_budget(tmp_path):
   r = _run("paired_runs.py", f"--runs=a:{paths[0]},b:{paths[1]}", f"--out={tmp_path}/cmp", "--budget=2")
   assert r.returncode == 0, r.stderr
   md = (tmp_path / "cmp.md").read_text().splitlines()
-  assert "| 2x1 | 8 | 25.0 ± 0.0 |" in md[2], md[2]          # a: seed 0 [1,0,0,0], seed 1 [1,0,0,0]
-  assert "| 2x1 | 8 | 37.5 ± 158.8 | 12.5 ± 158.8 |" in md[3], md[3]   # b: [1,1,0,0], [0,1,0,0]
+  assert "| 2x1 | 8 | success_any | 25.0 ± 0.0 |" in md[2], md[2]          # a: seed 0 [1,0,0,0], seed 1 [1,0,0,0]
+  assert "| 2x1 | 8 | success_any | 37.5 ± 158.8 | 12.5 ± 158.8 |" in md[3], md[3]   # b: [1,1,0,0], [0,1,0,0]
   r = _run("paired_runs.py", f"--runs=a:{paths[0]},b:{paths[1]}", f"--out={tmp_path}/x", "--budget=30")
   assert r.returncode == 2 and "--budget=30: must be in 1..20" in r.stderr
 
