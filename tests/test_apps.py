@@ -105,7 +105,8 @@ def test_paired_runs_on_known_outcomes(tmp_path):
            "--metric=success_sym_any")
   assert r.returncode == 0, r.stderr
   assert "| success_sym_any | 75.0 ± 317.7 | 37.5 ± 158.8 |" in (tmp_path / "sym.md").read_text().splitlines()[3]
-  r = _run("paired_runs.py", f"--runs=a:{paths['a']},c:{paths['c']}", f"--out={tmp_path}/nosym",
+  (tmp_path / "d.json").write_text(json.dumps(_summary([1] * 8)))   # the same episodes, no symmetric test
+  r = _run("paired_runs.py", f"--runs=a:{paths['a']},d:{tmp_path / 'd.json'}", f"--out={tmp_path}/nosym",
            "--metric=success_sym_any")
   assert r.returncode == 2 and "has no per-episode success_sym_any" in r.stderr, r.stderr
 
