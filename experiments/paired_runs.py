@@ -22,7 +22,7 @@ flags.DEFINE_integer("budget", None, "Score success within the first this many r
                      "from the per-episode first success), e.g. 20 of a 30-replan run. Default: the runs' budget.")
 flags.DEFINE_enum("metric", "success_any", ["success_any", "success_sym_any"],
                   "The per-episode outcome compared: the paper's success test, or the symmetry-aware one (angle "
-                  "modulo the shape's symmetry; recorded at the runs' full budget only).")
+                  "modulo the shape's symmetry; at a smaller --budget only for runs recording first_success_sym).")
 flags.mark_flags_as_required(["runs", "out"])
 
 
@@ -52,14 +52,13 @@ def outcomes(summary, budget=None, metric="success_any"):
                      f"{metric} (it has {', '.join(sorted(summary.episodes))})")
   if budget is None or budget == summary.replans:
     return summary.episodes[metric]
-  if metric != "success_any":
-    raise UsageError(f"--metric={metric} is recorded at the runs' full budget only ({summary.replans} replans); "
-                     "drop --budget")
+  first = {"success_any": "first_success", "success_sym_any": "first_success_sym"}[metric]
   if not 1 <= budget <= summary.replans:
     raise UsageError(f"--budget={budget}: must be in 1..{summary.replans} (the runs' replans)")
-  if "first_success" not in summary.episodes:
-    raise UsageError("--budget needs per-episode first successes, which this run summary (older code) lacks")
-  return metrics.success_within(summary.episodes["first_success"], budget).tolist()
+  if first not in summary.episodes:
+    raise UsageError(f"--budget needs per-episode first successes ({first}), which this run summary (older "
+                     "code) lacks")
+  return metrics.success_within(summary.episodes[first], budget).tolist()
 
 
 def table(runs, budget=None, metric="success_any"):

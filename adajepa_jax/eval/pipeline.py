@@ -82,6 +82,7 @@ def _summarise(cfg, condition, mode, r, seconds, evaluated_with):
     sym_any = np.any(per["env_success_sym"] > 0.5, axis=1)
     sym = _stat(sym_any, seeds)
     episodes["success_sym_any"] = sym_any.astype(int).tolist()
+    episodes["first_success_sym"] = metrics.first_success(per["env_success_sym"]).tolist()
   proprio, visual = np.sum(per["plan_proprio_cost"]), np.sum(per["plan_visual_cost"])
   return summary_lib.RunSummary(
       condition=condition, mode=str(mode), planner=cfg.plan.planner, replans=cfg.eval.replans, seeds=seeds,

@@ -141,7 +141,7 @@ class RunSummary:
   `<workdir>/results/<condition>__<mode>.json`).
 
   episodes: per-episode outcomes, seed-major, for paired comparisons: 'success_any', 'success_final',
-    'first_success' (first successful replan, -1 never), and 'success_sym_any' for symmetric shapes.
+    'first_success' (first successful replan, -1 never), and 'success_sym_any' / 'first_success_sym' for symmetric shapes.
   curve: success reached by each replan (%); pred_error_*: one-step loss per replan (mean over episodes);
   final_error_p50 / error_curve: env errors (median at the last replan; mean per replan);
   plan_*cost: the chosen plans' cost and its visual / proprio terms per replan; proprio_cost_share: the
