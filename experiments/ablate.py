@@ -1,11 +1,12 @@
-"""Adaptation hyperparameters as one compiled program: a grid of learning-rate scales x adaptation steps per
-replan (traced per-episode settings, `make_episode(settings=...)`), each cell paired with the frozen model on
-the same episodes; config overrides that cannot be traced (buffer policy, optimiser reset, ...) are variants,
-one program each.
+"""Adaptation settings as one compiled program: a grid of adapted layer sets x learning-rate scales x adaptation
+steps per replan (traced per-episode settings, `make_episode(settings=...)`), each cell paired with the frozen
+model on the same episodes; config overrides that cannot be traced (buffer policy, optimiser reset, ...) are
+variants, one program each.
 
   python experiments/ablate.py --config=adajepa_jax/configs/stored.py:workdirs/pushobj_base \
       --workdir=workdirs/pushobj_base/ablate --shifts=shape_T,shape_square --lr_scales=0.2,1,2,5 --steps=1,2,4 \
       --variants="recent5:;no_reset:adapt.reset_optimizer=False;merged:adapt.buffer_weighting='merged'"
+  python experiments/ablate.py ... --specs=predlast+enclast,predfirst+enclast,predlast --lr_scales=1 --steps=1
 
 The learning rates are the config's (`adaptation.learning_rates`: by default the training rates) times each
 scale, for the predictor and the encoder alike. Episodes: `config.eval.seeds x config.eval.episodes` per
@@ -13,7 +14,7 @@ shift (the evaluation seed `config.eval.seed`), the same for every cell and for 
 <workdir>/runs/<variant>.json (per-episode success of every cell; frozen.json for the baseline; reused on a
 rerun with the same settings, so an interrupted grid resumes by variant), ablate.{csv,md} (one row per variant,
 shift and cell: success, paired difference vs frozen with its t and bootstrap 95% intervals) and
-ablate_<variant>.png (heatmaps of the paired gain, one per shift).
+ablate_<variant>.png (heatmaps of the paired gain over lr scale x steps, one per shift and spec).
 """
 import json
 import os
@@ -27,7 +28,8 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "adajepa_jax/configs/stored.py:<training workdir>.")
 flags.DEFINE_string("workdir", None, "Where the runs, the table and the heatmaps go.")
 flags.DEFINE_list("shifts", ["clean"], "Shift conditions; they must build the same env (one program).")
-flags.DEFINE_string("mode", None, "Adaptation spec (default: the config's adapt.spec).")
+flags.DEFINE_list("specs", [], "Adapted layer sets (adaptation specs), a grid dimension too (traced as update "
+                  "masks within their union). Default: the config's adapt.spec.")
 flags.DEFINE_list("lr_scales", ["0.2", "1", "2", "5"], "Learning-rate multipliers (traced: one program).")
 flags.DEFINE_list("steps", ["1", "2", "4"], "Adaptation steps per replan (traced, masked within the largest).")
 flags.DEFINE_string("variants", "base:", "';'-separated `name:key=value,key=value` config overrides that "
@@ -51,18 +53,23 @@ def parse_grid():
   return scales, steps
 
 
-def run_settings(config, mode, variant, overrides, scales, steps):
+def run_settings(config, specs, variant, overrides, scales, steps):
   """What a run's outcomes depend on (a rerun with other settings does not reuse it)."""
   from adajepa_jax.eval import summary
   return json.loads(json.dumps({
-      "shifts": list(FLAGS.shifts), "mode": mode, "variant": variant, "overrides": overrides,
+      "shifts": list(FLAGS.shifts), "specs": specs, "variant": variant, "overrides": overrides,
       "lr_scales": scales, "steps": steps, "eval_seed": config.eval.seed, "seeds": config.eval.seeds,
       "episodes": config.eval.episodes, "replans": config.eval.replans, **summary.run_settings(config)},
       default=str))
 
 
-def run_grid(config, params, mode, scales, steps):
-  """success_any int[G, C, E] of the grid (G = scales x steps, scale-major; frozen: G = 1)."""
+def cells(specs, scales, steps):
+  """The grid's cells (spec, lr scale, steps), spec-major."""
+  return [(p, s, n) for p in specs for s in scales for n in steps]
+
+
+def run_grid(config, params, specs, scales, steps):
+  """success_any int[G, C, E] of the grid (G = `cells`; specs None: frozen, G = 1)."""
   import jax.numpy as jnp
   import numpy as np
 
@@ -72,12 +79,13 @@ def run_grid(config, params, mode, scales, steps):
   from adajepa_jax.mpc import episode_keys, evaluate, make_episode, with_conditions
   conditions = shifts.same_env(FLAGS.shifts)
   env = conditions[0].task_env(config.task.name, **config.task.kwargs)
-  cfg = build.mode_config(config, mode)
+  cfg = build.mode_config(config, "frozen" if specs is None else specs[0])
   settings = None
-  if mode != "frozen":
+  if specs is not None:
     lr_p, lr_e = adaptation.learning_rates(cfg)
-    settings = [adaptation.setting_of(cfg, lr_predictor=s * lr_p, lr_encoder=s * lr_e, steps=n)
-                for s in scales for n in steps]
+    settings = [adaptation.setting_of(cfg, lr_predictor=s * lr_p, lr_encoder=s * lr_e, steps=n,
+                                      **({"spec": p} if len(specs) > 1 else {}))
+                for p, s, n in cells(specs, scales, steps)]
   program = make_episode(env, build.world_model_for(config, env), cfg, conditions, record_frames=False,
                          settings=settings)
   g = 1 if settings is None else len(settings)
@@ -89,41 +97,41 @@ def run_grid(config, params, mode, scales, steps):
   return np.asarray(result.success_any).reshape(g, len(conditions), -1).astype(int)
 
 
-def table_rows(frozen, grids, config, mode, scales, steps):
+def table_rows(frozen, grids, config, specs, scales, steps):
   """One row per variant, shift and cell: success (t 95% over seeds) and the paired difference vs frozen."""
   from adajepa_jax.eval import metrics
   seeds = config.eval.seeds
   rows = []
   for ci, cond in enumerate(FLAGS.shifts):
     f = metrics.seed_summary(frozen[0, ci], seeds)
-    rows.append({"variant": "-", "shift": cond, "mode": "frozen", "lr_scale": "", "steps": "",
+    rows.append({"variant": "-", "shift": cond, "spec": "frozen", "lr_scale": "", "steps": "",
                  "budget": f"{config.eval.replans}x1", "episodes": f["episodes"], "success_mean": f["mean"],
                  "success_ci95": f["ci95"], "diff_vs_frozen_mean": float("nan"),
                  "diff_vs_frozen_ci95": float("nan"), "diff_boot95": ""})
     for variant, grid in grids.items():
-      cells = [(s, n) for s in scales for n in steps]
-      for gi, (s, n) in enumerate(cells):
+      for gi, (p, s, n) in enumerate(cells(specs, scales, steps)):
         a = metrics.seed_summary(grid[gi, ci], seeds)
         d = metrics.paired_difference(grid[gi, ci], frozen[0, ci], seeds)
-        rows.append({"variant": variant, "shift": cond, "mode": mode, "lr_scale": s, "steps": n,
+        rows.append({"variant": variant, "shift": cond, "spec": p, "lr_scale": s, "steps": n,
                      "budget": f"{config.eval.replans}x1", "episodes": a["episodes"], "success_mean": a["mean"],
                      "success_ci95": a["ci95"], "diff_vs_frozen_mean": d["mean"], "diff_vs_frozen_ci95": d["ci95"],
                      "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]"})
   return rows
 
 
-def plot(rows, variant, scales, steps, path):
-  """Heatmaps of the paired gain vs frozen over lr scale x steps, one per shift."""
+def plot(rows, variant, specs, scales, steps, path):
+  """Heatmaps of the paired gain vs frozen over lr scale x steps, one per shift and spec."""
   import numpy as np
 
   from adajepa_jax.eval import plots
   grids = {}
   for cond in FLAGS.shifts:
-    grid = np.full((len(scales), len(steps)), np.nan)
-    for r in rows:
-      if r["variant"] == variant and r["shift"] == cond:
-        grid[scales.index(r["lr_scale"]), steps.index(r["steps"])] = r["diff_vs_frozen_mean"]
-    grids[cond] = grid
+    for p in specs:
+      grid = np.full((len(scales), len(steps)), np.nan)
+      for r in rows:
+        if r["variant"] == variant and r["shift"] == cond and r["spec"] == p:
+          grid[scales.index(r["lr_scale"]), steps.index(r["steps"])] = r["diff_vs_frozen_mean"]
+      grids[cond if len(specs) == 1 else f"{cond}, {p}"] = grid
   plots.plot_heatmaps(grids, [f"{s:g}" for s in scales], [str(n) for n in steps], path,
                       ylabel="learning-rate scale", xlabel="adaptation steps per replan",
                       title=f"{variant}: adaptive - frozen (points)", signed=True)
@@ -161,31 +169,32 @@ def main(argv):
     shifts.same_env(FLAGS.shifts)
   except ValueError as e:
     raise UsageError(f"--shifts: {e}") from None
-  mode = FLAGS.mode or config.adapt.spec
-  if not build.parse_modes([mode])[0].adapts:
-    raise UsageError(f"--mode={mode!r} must be an adaptation spec (e.g. predlast+enclast), not frozen or oracle")
+  specs = list(FLAGS.specs) or [config.adapt.spec]
+  for p in specs:
+    if not build.parse_modes([p])[0].adapts:
+      raise UsageError(f"--specs: {p!r} must be an adaptation spec (e.g. predlast+enclast), not frozen or oracle")
   configs = {name: base.apply_overrides(config, o) for name, o in variants}   # bad keys fail here, up front
   _, params, _ = checkpoint.load(None, config=config)
   runs_dir = os.path.join(FLAGS.workdir, "runs")
   os.makedirs(runs_dir, exist_ok=True)
   frozen = load_or_run(os.path.join(runs_dir, "frozen.json"),
-                       run_settings(config, "frozen", "-", {}, [], []),
-                       lambda: run_grid(config, params, "frozen", scales, steps))
+                       run_settings(config, None, "-", {}, [], []),
+                       lambda: run_grid(config, params, None, scales, steps))
   grids = {}
   for name, overrides in variants:
     cfg = configs[name]
-    print(f"{name}: {len(scales)} x {len(steps)} settings x {len(FLAGS.shifts)} shifts x "
+    print(f"{name}: {len(specs)} x {len(scales)} x {len(steps)} settings x {len(FLAGS.shifts)} shifts x "
           f"{cfg.eval.seeds * cfg.eval.episodes} episodes, one program ...", flush=True)
     grids[name] = load_or_run(os.path.join(runs_dir, f"{name}.json"),
-                              run_settings(cfg, mode, name, overrides, scales, steps),
-                              lambda cfg=cfg: run_grid(cfg, params, mode, scales, steps))
-  rows = table_rows(frozen, grids, config, mode, scales, steps)
-  columns = ["variant", "shift", "mode", "lr_scale", "steps", "budget", "episodes", "success_mean",
+                              run_settings(cfg, specs, name, overrides, scales, steps),
+                              lambda cfg=cfg: run_grid(cfg, params, specs, scales, steps))
+  rows = table_rows(frozen, grids, config, specs, scales, steps)
+  columns = ["variant", "shift", "spec", "lr_scale", "steps", "budget", "episodes", "success_mean",
              "diff_vs_frozen_mean", "diff_boot95"]
   print(report.write_table(rows, os.path.join(FLAGS.workdir, "ablate"), columns))
   for name in grids:
     path = os.path.join(FLAGS.workdir, f"ablate_{name}.png")
-    plot(rows, name, scales, steps, path)
+    plot(rows, name, specs, scales, steps, path)
     print(f"wrote {path}")
 
 

@@ -233,7 +233,7 @@ def test_continual_tiny_runs_and_resumes(tmp_path, tiny_maze_model):
 @pytest.mark.parametrize("args, message", [
     (["--lr_scales=0,1"], "--lr_scales=0,1: each must be > 0"),
     (["--steps=1,x"], "--steps integers"),
-    (["--mode=frozen"], "--mode='frozen' must be an adaptation spec"),
+    (["--specs=predlast,frozen"], "--specs: 'frozen' must be an adaptation spec"),
     (["--variants=a:adapt.bufer='none'"], "Unknown config key 'adapt.bufer'"),
     (["--variants=a:;a:"], "Variant name 'a' is used twice"),
 ])
@@ -245,19 +245,20 @@ def test_ablate_bad_input_is_one_line(tmp_path, args, message):
 
 @pytest.mark.slow
 def test_ablate_tiny_grid_runs_and_resumes(tmp_path, tiny_maze_model):
-  """2 lr scales x 2 step counts x 2 variants (one an untraceable override) on 2 shifts x 2 x 2 episodes; the
-  rerun reuses the frozen run and both grids."""
+  """2 layer sets x 2 lr scales x 2 step counts x 2 variants (one an untraceable override) on 2 shifts x 2 x 2
+  episodes; the rerun reuses the frozen run and both grids."""
   import csv
   args = [f"--config=adajepa_jax/configs/stored.py:{tiny_maze_model}", f"--workdir={tmp_path}/a",
-          "--shifts=clean,low_mass", "--lr_scales=1,5", "--steps=1,2",
+          "--shifts=clean,low_mass", "--specs=predlast+enclast,predfirst", "--lr_scales=1,5", "--steps=1,2",
           "--variants=base:;keep_moments:adapt.reset_optimizer=False"]
   r = _run("ablate.py", *args)
   assert r.returncode == 0, r.stderr
   with open(tmp_path / "a" / "ablate.csv") as f:
     rows = list(csv.DictReader(f))
-  assert len(rows) == 2 * (1 + 2 * 4)
-  assert [(row["variant"], row["lr_scale"], row["steps"]) for row in rows[:3]] == [
-      ("-", "", ""), ("base", "1.0", "1"), ("base", "1.0", "2")]
+  assert len(rows) == 2 * (1 + 2 * 2 * 4)
+  assert [(row["variant"], row["spec"], row["lr_scale"], row["steps"]) for row in rows[:3]] == [
+      ("-", "frozen", "", ""), ("base", "predlast+enclast", "1.0", "1"), ("base", "predlast+enclast", "1.0", "2")]
+  assert rows[5]["spec"] == "predfirst"
   assert all(row["episodes"] == "4" for row in rows)
   assert os.path.getsize(tmp_path / "a" / "ablate_keep_moments.png") > 0
   again = _run("ablate.py", *args)

@@ -141,3 +141,21 @@ def test_hard_buffer_is_rescored_with_the_current_params(tiny):
   assert float(s[2].buffer.score.min()) > 0
   np.testing.assert_allclose(s[3].buffer.score[kept], rescored[kept], rtol=1e-5)
   assert not np.isclose(float(s[2].buffer.score[kept]), float(s[3].buffer.score[kept]))
+
+
+def test_a_grid_of_layer_sets_equals_each_spec_alone(tiny, runs):
+  """Settings naming specs: the program adapts the union (predlast+enclast+predfirst) and each episode masks
+  the updates its spec leaves out, so each cell equals that spec run alone."""
+  cfg, env, wm, params = tiny
+  adaptive = build.mode_config(cfg, MODE)
+  settings = [adaptation.setting_of(adaptive, spec=MODE), adaptation.setting_of(adaptive, spec="predfirst")]
+  program = make_episode(env, wm, adaptive, record_frames=False, settings=settings)
+  keys = sequence_keys(jax.random.key(3), LENGTH)
+  grid = jax.tree.map(np.asarray, evaluate(program, params, jnp.tile(keys, 2), mesh=None,
+                                           setting_ids=np.repeat(np.arange(2), LENGTH)))
+  _same_episodes(jax.tree.map(lambda x: x[:LENGTH], grid), runs[MODE, "reset"])
+  alone = make_episode(env, wm, build.mode_config(cfg, "predfirst"), record_frames=False)
+  alone = jax.jit(jax.vmap(lambda k: alone.run(params, k)))(keys)
+  _same_episodes(jax.tree.map(lambda x: x[LENGTH:], grid), jax.tree.map(np.asarray, alone))
+  with pytest.raises(ValueError, match="name a spec in every setting or in none"):
+    make_episode(env, wm, adaptive, settings=[settings[0], adaptation.setting_of(adaptive)])

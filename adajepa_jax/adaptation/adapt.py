@@ -48,17 +48,23 @@ def learning_rates(cfg: ml_collections.ConfigDict) -> tuple[float, float]:
 class AdaptSetting:
   """The adaptation settings an episode may carry as data (traced), so that one compiled program runs a grid
   of them (`mpc.make_episode(..., settings=...)`): learning rates f32[] and the number of gradient steps
-  i32[] per replan (at most the program's static `max_steps`; the steps beyond are masked out)."""
+  i32[] per replan (at most the program's static `max_steps`; the steps beyond are masked out); optionally
+  the adapted layers as `mask`, a tree with the params' structure of f32[] (1: adapted, 0: kept), within the
+  union of the grid's specs."""
   lr_predictor: jax.Array
   lr_encoder: jax.Array
   steps: jax.Array
+  mask: Optional[Any] = None
 
 
-def setting_of(cfg: ml_collections.ConfigDict, **changes: Any) -> dict[str, Union[float, int]]:
+def setting_of(cfg: ml_collections.ConfigDict, **changes: Any) -> dict[str, Union[float, int, str]]:
   """The config's adaptation setting {lr_predictor, lr_encoder, steps} (`learning_rates`, `adapt.steps`),
-  with `changes` applied, e.g. `setting_of(cfg, steps=4)`."""
+  with `changes` applied, e.g. `setting_of(cfg, steps=4)`; `spec=...` also sets the adapted layers."""
   lr_p, lr_e = learning_rates(cfg)
   out = {"lr_predictor": lr_p, "lr_encoder": lr_e, "steps": int(cfg.adapt.steps)}
+  if "spec" in changes:
+    spec_lib.parse(changes["spec"])
+    out["spec"] = changes["spec"]
   unknown = set(changes) - set(out)
   if unknown:
     raise ValueError(f"unknown adaptation setting(s) {sorted(unknown)}; settings are {sorted(out)}")
@@ -68,17 +74,38 @@ def setting_of(cfg: ml_collections.ConfigDict, **changes: Any) -> dict[str, Unio
   return out
 
 
-def settings_table(settings: Sequence[Mapping[str, Union[float, int]]]) -> AdaptSetting:
-  """Stacks settings dicts ({lr_predictor, lr_encoder, steps}) into an `AdaptSetting` of arrays [G]."""
+def union_spec(settings: Sequence[Mapping[str, Any]]) -> Optional[str]:
+  """The spec adapting every layer any setting adapts ('+'-joined atoms), or None when no setting names a
+  spec; a grid must name a spec in every setting or in none."""
+  specs = [st.get("spec") for st in settings]
+  if all(s is None for s in specs):
+    return None
+  if any(s is None for s in specs):
+    raise ValueError("settings: name a spec in every setting or in none (the config's spec applies then)")
+  return "+".join(dict.fromkeys(a for s in specs for a in spec_lib.parse(s)))
+
+
+def settings_table(settings: Sequence[Mapping[str, Any]], params: Optional[optax.Params] = None
+                   ) -> AdaptSetting:
+  """Stacks settings dicts ({lr_predictor, lr_encoder, steps[, spec]}) into an `AdaptSetting` of arrays
+  [G]; settings naming specs need `params` (arrays or shapes, with the union's adapters) for their masks."""
   if not settings:
     raise ValueError("settings must name at least one adaptation setting")
   for i, st in enumerate(settings):
-    if set(st) != {"lr_predictor", "lr_encoder", "steps"} or int(st["steps"]) < 1:
-      raise ValueError(f"settings[{i}]={dict(st)!r}: needs lr_predictor, lr_encoder and steps >= 1 "
-                       "(`setting_of`)")
+    if not {"lr_predictor", "lr_encoder", "steps"} <= set(st) <= {"lr_predictor", "lr_encoder", "steps", "spec"} \
+        or int(st["steps"]) < 1:
+      raise ValueError(f"settings[{i}]={dict(st)!r}: needs lr_predictor, lr_encoder and steps >= 1, and "
+                       "optionally spec (`setting_of`)")
+  mask = None
+  if union_spec(settings) is not None:
+    if params is None:
+      raise ValueError("settings naming specs need the params (or their shapes) to resolve them")
+    masks = [jax.tree_util.tree_map(lambda l: jnp.float32(l != FROZEN), spec_lib.resolve(st["spec"], params))
+             for st in settings]
+    mask = jax.tree_util.tree_map(lambda *m: jnp.stack(m), *masks)
   return AdaptSetting(lr_predictor=jnp.asarray([float(st["lr_predictor"]) for st in settings], jnp.float32),
                       lr_encoder=jnp.asarray([float(st["lr_encoder"]) for st in settings], jnp.float32),
-                      steps=jnp.asarray([int(st["steps"]) for st in settings], jnp.int32))
+                      steps=jnp.asarray([int(st["steps"]) for st in settings], jnp.int32), mask=mask)
 
 
 def add_adapters(cfg: ml_collections.ConfigDict, params: optax.Params, key: chex.PRNGKey) -> optax.Params:
@@ -146,7 +173,7 @@ def _all_finite(tree):
 
 def adapt_step(params: optax.Params, opt_state: optax.OptState, buffer: buffer_lib.Buffer, *, loss_fn: LossFn,
                optimizer: optax.GradientTransformation, labels: Labels, steps: Union[int, jax.Array] = 1,
-               reset: bool = True, max_steps: Optional[int] = None
+               reset: bool = True, max_steps: Optional[int] = None, update_mask: Optional[Any] = None
                ) -> tuple[optax.Params, optax.OptState, dict[str, jax.Array]]:
   """Takes `steps` masked optimiser steps of `loss_fn` on the buffer (pure; jittable and vmappable).
 
@@ -206,8 +233,10 @@ def adapt_step(params: optax.Params, opt_state: optax.OptState, buffer: buffer_l
     keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
     # Only the adapted leaves are carried and selected: frozen leaves stay outside the scan, so under vmap
     # over episodes they stay unbatched (shared weights, plain convolutions), not one copy per episode.
-    trainable = jax.tree_util.tree_map(
-        keep, optax.apply_updates(trainable, partition(updates, labels)[0]), trainable)
+    step_updates = partition(updates, labels)[0]
+    if update_mask is not None:
+      step_updates = jax.tree_util.tree_map(lambda u, m: u * m, step_updates, partition(update_mask, labels)[0])
+    trainable = jax.tree_util.tree_map(keep, optax.apply_updates(trainable, step_updates), trainable)
     state = jax.tree_util.tree_map(keep, new_state, state)
     return (trainable, state, skipped), (loss, optax.tree.norm(grads))
 

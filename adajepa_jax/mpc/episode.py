@@ -289,7 +289,8 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
         steps = state.setting.steps
       params, opt_state, adapt_metrics = adaptation.adapt_step(
           params, opt_state, buffer, loss_fn=wm.loss, optimizer=opt, labels=labels,
-          steps=steps, reset=cfg.adapt.reset_optimizer, max_steps=None if state.setting is None else max_steps)
+          steps=steps, reset=cfg.adapt.reset_optimizer, max_steps=None if state.setting is None else max_steps,
+          update_mask=None if state.setting is None else state.setting.mask)
       metrics["pred_error_after"] = pred_error(params, window)
       metrics["adapt_loss"] = adapt_metrics["loss_before"]
       metrics["skipped"] = adapt_metrics["skipped"].astype(jnp.float32)
@@ -319,10 +320,11 @@ def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel]
       of them with equal env kwargs (`shifts.same_env`); None means `clean`.
     record_frames: keep the observed frames (for GIFs) and the chosen plans' predicted latents in the
       result; off saves memory in big sweeps.
-    settings: a grid of adaptation settings as data ([{lr_predictor, lr_encoder, steps}], see
+    settings: a grid of adaptation settings as data ([{lr_predictor, lr_encoder, steps[, spec]}], see
       `adaptation.setting_of`; needs an adapting `WorldModel`): `run(..., setting=i)` runs the episode with
-      settings[i] (a traced index, like `condition`), so one compiled program evaluates the whole grid.
-      None: the config's settings.
+      settings[i] (a traced index, like `condition`), so one compiled program evaluates the whole grid. With
+      specs (in every setting), the program adapts their union and each episode masks the updates of the
+      layers its spec keeps. None: the config's settings.
   """
   conditions = shifts_lib.same_env(conditions if conditions is not None else "clean")
   table = None
@@ -330,7 +332,12 @@ def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel]
     if not (isinstance(model, WorldModel) and cfg.adapt.enabled):
       raise ValueError("settings (a grid of adaptation settings) need an adapting world model: pass a WorldModel "
                        "and a config with adapt.enabled (build.mode_config(config, '<spec>'))")
-    table = adaptation.settings_table(settings)
+    union = adaptation.union_spec(settings)
+    if union is not None:   # per-episode layer sets: the program adapts their union, each episode masks it
+      cfg = ml_collections.ConfigDict(cfg.to_dict())
+      cfg.adapt.spec = union
+    shapes = jax.eval_shape(lambda k: adaptation.add_adapters(cfg, model.init(k), k), jax.random.key(0))
+    table = adaptation.settings_table(settings, shapes)
   if isinstance(model, WorldModel):
     model = world_model_planner(model, cfg, env.action_size,
                                 max_steps=None if table is None else max(int(st["steps"]) for st in settings))
