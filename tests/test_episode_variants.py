@@ -114,20 +114,17 @@ def test_hard_buffer_is_rescored_with_the_current_params(tiny):
   c.adapt.update(buffer="hard", buffer_size=2)
   model = world_model_planner(wm, c, env.action_size)
   chunk = jnp.full((env.action_size * c.data.frameskip,), 0.5)
-  states = [env.reset(jax.random.key(0))]
+  step = jax.jit(env.step)
+  states = [jax.jit(env.reset)(jax.random.key(0))]
   for _ in range(3):
     for a in chunk.reshape(c.data.frameskip, env.action_size):
-      states.append(env.step(states[-1], a))
+      states.append(step(states[-1], a))
   obs = [{"pixels": st.obs["pixels"], "proprio": st.obs["proprio"]} for st in states[::c.data.frameskip]]
 
-  @jax.jit
-  def observations(params):
-    out = [model.init(params, jax.random.key(1), obs[0], obs[-1])]
-    for o in obs[1:]:
-      out.append(model.observe(out[-1], o, chunk)[0])
-    return out
-
-  s = observations(params)
+  observe = jax.jit(model.observe)   # one compiled observation, called three times
+  s = [jax.jit(model.init)(params, jax.random.key(1), obs[0], obs[-1])]
+  for o in obs[1:]:
+    s.append(observe(s[-1], o, chunk)[0])
   rescored = adaptation.window_losses(s[2].params, s[2].buffer.windows, wm.loss)   # before the third insertion
   kept = 1 - int(np.argmin(rescored))   # the full 2-slot buffer evicts the lowest rescored transition
   assert float(s[2].buffer.score.min()) > 0
