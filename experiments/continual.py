@@ -90,7 +90,7 @@ def table_rows(success, config, mode):
              "budget": f"{config.eval.replans}x1", "sequences_x_length": f"{s} x {k}",
              "success_mean": summ["mean"], "success_ci95": summ["ci95"],
              "late_half_success": 100.0 * float(mine[:, late].mean()),
-             "first_pred_error_later_episodes": float(np.mean(success[v]["pred_error_first"][ci][:, 1:]))}
+             "first_pred_error_later_episodes": f"{np.mean(success[v]['pred_error_first'][ci][:, 1:]):.4f}"}
       for name, part in (("all", slice(0, k)), ("late", late)):
         if v == "reset":
           row.update({f"diff_vs_reset_{name}_mean": float("nan"), f"diff_vs_reset_{name}_ci95": float("nan"),
