@@ -75,6 +75,16 @@ def median_times(fns, repeats):
   return {name: float(np.median(ts)) for name, ts in times.items()}
 
 
+def first_and_steady(fns, repeats):
+  """({name: seconds of the first call (compile + run)}, {name: median steady-state seconds}) of `fns`."""
+  first = {}
+  for name, fn in fns.items():
+    t = time.perf_counter()
+    _block(fn())
+    first[name] = time.perf_counter() - t
+  return first, median_times(fns, repeats)
+
+
 def build_program(config, planner, adapt, replans, conditions=None):
   """(episode program, world model) of `config` with the given planner, adaptation on/off and budget."""
   from adajepa_jax.envs import shifts
@@ -279,12 +289,7 @@ def condition_batching(config, params, names, episodes, replans, repeats):
   calls = {"separate": lambda: [run(params, keys) for run in separate],
            "combined": lambda: combined(params, all_keys, ids),
            "combined_chunked": lambda: chunked(params, all_keys, ids)}
-  first = {}
-  for name, fn in calls.items():
-    t = time.perf_counter()
-    _block(fn())
-    first[name] = time.perf_counter() - t
-  steady = median_times(calls, repeats)
+  first, steady = first_and_steady(calls, repeats)
   out = {"conditions": list(names), "episodes_per_condition": episodes, "first_call": first, "steady": steady}
   print(f"(e) {len(names)} conditions ({', '.join(names)}) x {episodes} episodes, adaptive; first call "
         f"(compile + run) / steady-state seconds: {len(names)} programs {first['separate']:.1f} / "
@@ -336,12 +341,7 @@ def settings_grid(config, params, scales, steps, episodes, replans, repeats):
   grid_keys, grid_ids = jnp.tile(keys, len(settings)), np.repeat(np.arange(len(settings)), episodes)
   calls = {"singles": lambda: [run(params, keys) for run in singles],
            "grid": lambda: grid(params, grid_keys, None, grid_ids)}
-  first = {}
-  for name, fn in calls.items():
-    t = time.perf_counter()
-    _block(fn())
-    first[name] = time.perf_counter() - t
-  steady = median_times(calls, repeats)
+  first, steady = first_and_steady(calls, repeats)
   out = {"settings": len(settings), "episodes_per_setting": episodes, "first_call": first, "steady": steady,
          "grid_compiles": traces["grid"], "single_compiles": traces["singles"],
          "grid_time_ratio": steady["grid"] / steady["singles"],
