@@ -34,15 +34,15 @@ def decoder_world_model(config: ml_collections.ConfigDict) -> models.WorldModel:
 
 
 def train_decoder(config: ml_collections.ConfigDict, workdir: str, steps: int = 2000, lr: float = 1e-3,
-                  batch_size: int = 32, checkpoint_every: int = 500, progress: bool = True
+                  batch_size: int = 64, checkpoint_every: int = 500, progress: bool = True
                   ) -> tuple[Any, models.WorldModel]:
   """Trains (or resumes, or loads when finished) the decoder of the world model under `workdir`.
 
   Args:
     config: `workdir`'s stored config (`configs/stored.get_config`; overrides outside its model section are fine).
     workdir: the training workdir (its data and its evaluated checkpoint, best else latest).
-    steps, lr, batch_size: Adam steps, learning rate and batch size (each batch is every frame of
-      `batch_size` training windows).
+    steps, lr, batch_size: Adam steps, learning rate and batch size (each batch is one frame of each of
+      `batch_size` training windows: at step i the frame i mod the window's length).
     checkpoint_every: steps between checkpoints in `<workdir>/decoder/`.
     progress: show a tqdm bar.
 
@@ -81,7 +81,8 @@ def train_decoder(config: ml_collections.ConfigDict, workdir: str, steps: int = 
   loss = np.nan
   for i in tqdm(range(start, int(steps)), initial=start, total=int(steps), desc="decoder", disable=not progress):
     batch = next(batches)
-    dec_params, opt_state, loss = step(dec_params, opt_state, {k: batch[k] for k in ("pixels", "proprio")})
+    frame = i % batch["pixels"].shape[1]                              # pixels u8[B, F, H, W, 3]
+    dec_params, opt_state, loss = step(dec_params, opt_state, {k: batch[k][:, frame] for k in ("pixels", "proprio")})
     if (i + 1) % int(checkpoint_every) == 0 or i + 1 == int(steps):
       checkpoint.save(manager, i + 1, dec_params, opt_state, stored,
                       {"pixel_mse": float(loss), "world_model_step": int(stored.checkpoint_meta["step"])})
