@@ -4,7 +4,9 @@
       --runs="uniform:workdirs/pushobj_base/fid_cpu/results/seen_shapes__predlast+enclast.json,\
 merged:workdirs/pushobj_base/fid_merged/results/seen_shapes__predlast+enclast.json"
 
-Each run is `label:path` to a `results/<condition>__<mode>.json` that `evaluate.py` wrote. Every run is
+Each run is `label:path` to a `results/<condition>__<mode>.json` that `evaluate.py` wrote. Items sharing a
+label are pooled per seed into one run (e.g. the seen shapes, one file per shape; `eval.metrics.pool_runs`);
+give every label its conditions in the same order. Every run is
 compared with the first (paired difference of success_any on the same episodes: the mean over seeds with its
 Student-t 95% CI, and the paired bootstrap 95%); runs of other episodes (condition, evaluation seed, seeds,
 episodes per seed, replans) are refused before anything is written. Writes <out>.{csv,md}.
@@ -16,7 +18,8 @@ from absl import flags
 from adajepa_jax import utils
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", None, "`label:path.json` items; the first is the baseline.")
+flags.DEFINE_list("runs", None, "`label:path.json` items (items sharing a label are pooled per seed); the "
+                  "first label is the baseline.")
 flags.DEFINE_string("out", None, "Output path stem: <out>.csv and <out>.md.")
 flags.DEFINE_integer("budget", None, "Score success within the first this many replans (<= the runs' budget; "
                      "from the per-episode first success), e.g. 20 of a 30-replan run. Default: the runs' budget.")
@@ -26,18 +29,45 @@ flags.DEFINE_enum("metric", "success_any", ["success_any", "success_sym_any"],
 flags.mark_flags_as_required(["runs", "out"])
 
 
+def pool(summaries):
+  """One RunSummary of several runs of one mode on other conditions, their episodes pooled per seed (condition
+  'a+b+...'); UsageError unless they share mode, planner, evaluation seed, seeds and replans."""
+  import dataclasses
+
+  import numpy as np
+
+  from adajepa_jax.errors import UsageError
+  from adajepa_jax.eval import metrics
+  if len(summaries) == 1:
+    return summaries[0]
+  first = summaries[0]
+  for s in summaries[1:]:
+    for field in ("mode", "planner", "eval_seed", "seeds", "replans"):
+      if getattr(s, field) != getattr(first, field):
+        raise UsageError(f"Cannot pool {first.condition}__{first.mode} with {s.condition}__{s.mode}: {field} "
+                         f"{getattr(first, field)!r} vs {getattr(s, field)!r}")
+  keys = set.intersection(*(set(s.episodes) for s in summaries))
+  episodes = {k: metrics.pool_runs([s.episodes[k] for s in summaries], first.seeds).tolist() for k in keys}
+  sizes = np.array([s.episodes_per_seed for s in summaries], np.float64)
+  share = float(np.sum(sizes * [s.proprio_cost_share for s in summaries]) / sizes.sum())
+  return dataclasses.replace(first, condition="+".join(s.condition for s in summaries), episodes=episodes,
+                             episodes_per_seed=int(sizes.sum()), proprio_cost_share=share)
+
+
 def parse_runs(items):
-  """['a:x.json', 'b:y.json'] -> [('a', summary), ('b', summary)]; UsageError for a malformed or missing item."""
+  """['a:x.json', 'b:y.json', 'b:z.json'] -> [('a', summary), ('b', y and z pooled)]; UsageError for a
+  malformed or missing item."""
   from adajepa_jax.errors import UsageError
   from adajepa_jax.eval import pipeline
-  runs = []
+  paths = {}
   for item in items:
     label, sep, path = item.partition(":")
     if not sep or not label or not path:
       raise UsageError(f"Malformed run {item!r}; expected label:path/to/results/<condition>__<mode>.json")
     if not os.path.isfile(path):
       raise UsageError(f"Run {label!r}: no file {path!r}")
-    runs.append((label, pipeline.read_summary(path)))
+    paths.setdefault(label, []).append(path)
+  runs = [(label, pool([pipeline.read_summary(p) for p in ps])) for label, ps in paths.items()]
   if len(runs) < 2:
     raise UsageError(f"--runs needs a baseline and at least one more run; got {len(runs)}")
   return runs

@@ -263,3 +263,30 @@ def test_ablate_tiny_grid_runs_and_resumes(tmp_path, tiny_maze_model):
   assert os.path.getsize(tmp_path / "a" / "ablate_keep_moments.png") > 0
   again = _run("ablate.py", *args)
   assert again.returncode == 0 and again.stdout.count("reused") == 3, again.stdout
+
+
+def test_paired_runs_pools_conditions_per_seed(tmp_path):
+  """Items sharing a label pool their conditions per seed (2 seeds x 4 episodes each): frozen seed 0 4/8, seed 1 1/8; adaptive 6/8 and
+  3/8, so +25 on each seed. Pooling runs of two modes is refused with one line."""
+  import csv
+  import json
+  runs = {("frozen", "clean"): [0, 0, 1, 1, 0, 1, 0, 0], ("frozen", "blur"): [1, 1, 0, 0, 0, 0, 0, 0],
+          ("predlast+enclast", "clean"): [1, 1, 1, 1, 0, 1, 0, 0], ("predlast+enclast", "blur"): [1, 1, 0, 0, 1, 1, 0, 0]}
+  paths = {}
+  for (mode, cond), outcomes in runs.items():
+    paths[mode, cond] = tmp_path / f"{cond}__{mode}.json"
+    paths[mode, cond].write_text(json.dumps(_summary(outcomes, condition=cond, mode=mode)))
+  pooled = {m: f"{m}:{paths[m, 'clean']},{m}:{paths[m, 'blur']}" for m in ("frozen", "predlast+enclast")}
+  r = _run("paired_runs.py", f"--runs={pooled['frozen']},{pooled['predlast+enclast']}",
+           f"--out={tmp_path}/pool")
+  assert r.returncode == 0, r.stderr
+  with open(tmp_path / "pool.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["condition"] for r in rows] == ["clean+blur"] * 2
+  assert [int(r["episodes"]) for r in rows] == [16, 16]
+  assert float(rows[0]["success_mean"]) == 31.25 and float(rows[1]["success_mean"]) == 56.25
+  assert float(rows[1]["diff_vs_first_mean"]) == 25.0 and float(rows[1]["diff_vs_first_ci95"]) == 0.0
+  r = _run("paired_runs.py", f"--runs=mixed:{paths['frozen', 'clean']},mixed:{paths['predlast+enclast', 'blur']},"
+           f"{pooled['predlast+enclast']}", f"--out={tmp_path}/bad")
+  lines = r.stderr.strip().splitlines()
+  assert r.returncode == 2 and len(lines) == 1 and "Cannot pool" in lines[0] and "mode" in lines[0], r.stderr
