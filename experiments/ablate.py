@@ -1,12 +1,13 @@
-"""Adaptation settings as one compiled program: a grid of adapted layer sets x learning-rate scales x adaptation
-steps per replan (traced per-episode settings, `make_episode(settings=...)`), each cell paired with the frozen
-model on the same episodes; config overrides that cannot be traced (buffer policy, optimiser reset, ...) are
+"""Adaptation settings as one compiled program: a grid of adapted layer sets x buffers x learning-rate scales x
+adaptation steps per replan (traced per-episode settings, `make_episode(settings=...)`), each cell paired with
+the frozen model on the same episodes; config overrides that cannot be traced (optimiser reset, ...) are
 variants, one program each.
 
   python experiments/ablate.py --config=adajepa_jax/configs/stored.py:workdirs/pushobj_base \
       --workdir=workdirs/pushobj_base/ablate --shifts=shape_T,shape_square --lr_scales=0.2,1,2,5 --steps=1,2,4 \
       --variants="recent5:;no_reset:adapt.reset_optimizer=False;merged:adapt.buffer_weighting='merged'"
   python experiments/ablate.py ... --specs=predlast+enclast,predfirst+enclast,predlast --lr_scales=1 --steps=1
+  python experiments/ablate.py ... --buffers=recent:5,hard:5,none,unbounded,recent:5:merged --lr_scales=1 --steps=1
 
 The learning rates are the config's (`adaptation.learning_rates`: by default the training rates) times each
 scale, for the predictor and the encoder alike. Episodes: `config.eval.seeds x config.eval.episodes` per
@@ -14,7 +15,7 @@ shift (the evaluation seed `config.eval.seed`), the same for every cell and for 
 <workdir>/runs/<variant>.json (per-episode success of every cell; frozen.json for the baseline; reused on a
 rerun with the same settings, so an interrupted grid resumes by variant), ablate.{csv,md} (one row per variant,
 shift and cell: success, paired difference vs frozen with its t and bootstrap 95% intervals) and
-ablate_<variant>.png (heatmaps of the paired gain over lr scale x steps, one per shift and spec).
+ablate_<variant>.png (heatmaps of the paired gain over lr scale x steps, one per shift, spec and buffer).
 """
 import json
 import os
@@ -30,6 +31,9 @@ flags.DEFINE_string("workdir", None, "Where the runs, the table and the heatmaps
 flags.DEFINE_list("shifts", ["clean"], "Shift conditions; they must build the same env (one program).")
 flags.DEFINE_list("specs", [], "Adapted layer sets (adaptation specs), a grid dimension too (traced as update "
                   "masks within their union). Default: the config's adapt.spec.")
+flags.DEFINE_list("buffers", [], "Buffers `policy[:size][:weighting]` (e.g. recent:5, hard:5, none, unbounded, "
+                  "recent:5:merged), a grid dimension (traced: one buffer of the largest size). Default: the "
+                  "config's buffer.")
 flags.DEFINE_list("lr_scales", ["0.2", "1", "2", "5"], "Learning-rate multipliers (traced: one program).")
 flags.DEFINE_list("steps", ["1", "2", "4"], "Adaptation steps per replan (traced, masked within the largest).")
 flags.DEFINE_string("variants", "base:", "';'-separated `name:key=value,key=value` config overrides that "
@@ -53,22 +57,50 @@ def parse_grid():
   return scales, steps
 
 
-def run_settings(config, specs, variant, overrides, scales, steps):
+def parse_buffers(config):
+  """{label: {buffer, buffer_size, buffer_weighting}} from --buffers (sizes and weightings default to the
+  config's), or None without the flag; UsageError naming a bad item."""
+  from adajepa_jax import adaptation
+  from adajepa_jax.errors import UsageError
+  if not FLAGS.buffers:
+    return None
+  out = {}
+  for item in FLAGS.buffers:
+    parts = item.split(":")
+    if len(parts) > 3 or not parts[0]:
+      raise UsageError(f"--buffers item {item!r}: expected policy[:size][:weighting], e.g. hard:5 or "
+                       "recent:5:merged")
+    policy = parts[0]
+    try:
+      size = int(parts[1]) if len(parts) > 1 and parts[1] else int(config.adapt.buffer_size)
+    except ValueError:
+      raise UsageError(f"--buffers item {item!r}: the size {parts[1]!r} must be an integer") from None
+    weighting = parts[2] if len(parts) > 2 else config.adapt.buffer_weighting
+    adaptation.check_buffer(policy, weighting)
+    if size < 1:
+      raise UsageError(f"--buffers item {item!r}: the size must be >= 1")
+    out[item] = {"buffer": policy, "buffer_size": size, "buffer_weighting": weighting}
+  return out
+
+
+def run_settings(config, specs, variant, overrides, scales, steps, buffers=None):
   """What a run's outcomes depend on (a rerun with other settings does not reuse it)."""
   from adajepa_jax.eval import summary
   return json.loads(json.dumps({
       "shifts": list(FLAGS.shifts), "specs": specs, "variant": variant, "overrides": overrides,
-      "lr_scales": scales, "steps": steps, "eval_seed": config.eval.seed, "seeds": config.eval.seeds,
+      "buffers": buffers, "lr_scales": scales, "steps": steps, "eval_seed": config.eval.seed,
+      "seeds": config.eval.seeds,
       "episodes": config.eval.episodes, "replans": config.eval.replans, **summary.run_settings(config)},
       default=str))
 
 
-def cells(specs, scales, steps):
-  """The grid's cells (spec, lr scale, steps), spec-major."""
-  return [(p, s, n) for p in specs for s in scales for n in steps]
+def cells(specs, buffers, scales, steps):
+  """The grid's cells (spec, buffer label, lr scale, steps), spec-major; buffer label 'config' without
+  --buffers."""
+  return [(p, b, s, n) for p in specs for b in (buffers or ["config"]) for s in scales for n in steps]
 
 
-def run_grid(config, params, specs, scales, steps):
+def run_grid(config, params, specs, scales, steps, buffers=None):
   """success_any int[G, C, E] of the grid (G = `cells`; specs None: frozen, G = 1)."""
   import jax.numpy as jnp
   import numpy as np
@@ -84,8 +116,8 @@ def run_grid(config, params, specs, scales, steps):
   if specs is not None:
     lr_p, lr_e = adaptation.learning_rates(cfg)
     settings = [adaptation.setting_of(cfg, lr_predictor=s * lr_p, lr_encoder=s * lr_e, steps=n,
-                                      **({"spec": p} if len(specs) > 1 else {}))
-                for p, s, n in cells(specs, scales, steps)]
+                                      **({"spec": p} if len(specs) > 1 else {}), **(buffers or {}).get(b, {}))
+                for p, b, s, n in cells(specs, buffers, scales, steps)]
   program = make_episode(env, build.world_model_for(config, env), cfg, conditions, record_frames=False,
                          settings=settings)
   g = 1 if settings is None else len(settings)
@@ -97,41 +129,43 @@ def run_grid(config, params, specs, scales, steps):
   return np.asarray(result.success_any).reshape(g, len(conditions), -1).astype(int)
 
 
-def table_rows(frozen, grids, config, specs, scales, steps):
+def table_rows(frozen, grids, config, specs, buffers, scales, steps):
   """One row per variant, shift and cell: success (t 95% over seeds) and the paired difference vs frozen."""
   from adajepa_jax.eval import metrics
   seeds = config.eval.seeds
   rows = []
   for ci, cond in enumerate(FLAGS.shifts):
     f = metrics.seed_summary(frozen[0, ci], seeds)
-    rows.append({"variant": "-", "shift": cond, "spec": "frozen", "lr_scale": "", "steps": "",
+    rows.append({"variant": "-", "shift": cond, "spec": "frozen", "buffer": "", "lr_scale": "", "steps": "",
                  "budget": f"{config.eval.replans}x1", "episodes": f["episodes"], "success_mean": f["mean"],
                  "success_ci95": f["ci95"], "diff_vs_frozen_mean": float("nan"),
                  "diff_vs_frozen_ci95": float("nan"), "diff_boot95": ""})
     for variant, grid in grids.items():
-      for gi, (p, s, n) in enumerate(cells(specs, scales, steps)):
+      for gi, (p, b, s, n) in enumerate(cells(specs, buffers, scales, steps)):
         a = metrics.seed_summary(grid[gi, ci], seeds)
         d = metrics.paired_difference(grid[gi, ci], frozen[0, ci], seeds)
-        rows.append({"variant": variant, "shift": cond, "spec": p, "lr_scale": s, "steps": n,
+        rows.append({"variant": variant, "shift": cond, "spec": p, "buffer": b, "lr_scale": s, "steps": n,
                      "budget": f"{config.eval.replans}x1", "episodes": a["episodes"], "success_mean": a["mean"],
                      "success_ci95": a["ci95"], "diff_vs_frozen_mean": d["mean"], "diff_vs_frozen_ci95": d["ci95"],
                      "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]"})
   return rows
 
 
-def plot(rows, variant, specs, scales, steps, path):
-  """Heatmaps of the paired gain vs frozen over lr scale x steps, one per shift and spec."""
+def plot(rows, variant, specs, buffers, scales, steps, path):
+  """Heatmaps of the paired gain vs frozen over lr scale x steps, one per shift, spec and buffer."""
   import numpy as np
 
   from adajepa_jax.eval import plots
   grids = {}
   for cond in FLAGS.shifts:
     for p in specs:
-      grid = np.full((len(scales), len(steps)), np.nan)
-      for r in rows:
-        if r["variant"] == variant and r["shift"] == cond and r["spec"] == p:
-          grid[scales.index(r["lr_scale"]), steps.index(r["steps"])] = r["diff_vs_frozen_mean"]
-      grids[cond if len(specs) == 1 else f"{cond}, {p}"] = grid
+      for b in buffers or ["config"]:
+        grid = np.full((len(scales), len(steps)), np.nan)
+        for r in rows:
+          if r["variant"] == variant and r["shift"] == cond and r["spec"] == p and r["buffer"] == b:
+            grid[scales.index(r["lr_scale"]), steps.index(r["steps"])] = r["diff_vs_frozen_mean"]
+        name = ", ".join([cond] + ([p] if len(specs) > 1 else []) + ([b] if buffers else []))
+        grids[name] = grid
   plots.plot_heatmaps(grids, [f"{s:g}" for s in scales], [str(n) for n in steps], path,
                       ylabel="learning-rate scale", xlabel="adaptation steps per replan",
                       title=f"{variant}: adaptive - frozen (points)", signed=True)
@@ -162,6 +196,7 @@ def main(argv):
 
   config = FLAGS.config
   scales, steps = parse_grid()
+  buffers = parse_buffers(config)
   variants = base.parse_variants(FLAGS.variants)
   build.check_conditions(config.task.name, FLAGS.shifts)
   try:
@@ -180,21 +215,23 @@ def main(argv):
   frozen = load_or_run(os.path.join(runs_dir, "frozen.json"),
                        run_settings(config, None, "-", {}, [], []),
                        lambda: run_grid(config, params, None, scales, steps))
+  labels = None if buffers is None else list(buffers)
   grids = {}
   for name, overrides in variants:
     cfg = configs[name]
-    print(f"{name}: {len(specs)} x {len(scales)} x {len(steps)} settings x {len(FLAGS.shifts)} shifts x "
+    print(f"{name}: {len(specs)} x {len(labels or [1])} x {len(scales)} x {len(steps)} settings x "
+          f"{len(FLAGS.shifts)} shifts x "
           f"{cfg.eval.seeds * cfg.eval.episodes} episodes, one program ...", flush=True)
     grids[name] = load_or_run(os.path.join(runs_dir, f"{name}.json"),
-                              run_settings(cfg, specs, name, overrides, scales, steps),
-                              lambda cfg=cfg: run_grid(cfg, params, specs, scales, steps))
-  rows = table_rows(frozen, grids, config, specs, scales, steps)
-  columns = ["variant", "shift", "spec", "lr_scale", "steps", "budget", "episodes", "success_mean",
+                              run_settings(cfg, specs, name, overrides, scales, steps, buffers),
+                              lambda cfg=cfg: run_grid(cfg, params, specs, scales, steps, buffers))
+  rows = table_rows(frozen, grids, config, specs, labels, scales, steps)
+  columns = ["variant", "shift", "spec", "buffer", "lr_scale", "steps", "budget", "episodes", "success_mean",
              "diff_vs_frozen_mean", "diff_boot95"]
   print(report.write_table(rows, os.path.join(FLAGS.workdir, "ablate"), columns))
   for name in grids:
     path = os.path.join(FLAGS.workdir, f"ablate_{name}.png")
-    plot(rows, name, specs, scales, steps, path)
+    plot(rows, name, specs, labels, scales, steps, path)
     print(f"wrote {path}")
 
 

@@ -245,6 +245,33 @@ def test_buffer_policies():
     adaptation.buffer_add(_ids_buffer(3), {"x": jnp.zeros(2), "valid": jnp.ones(2, bool)}, 0.0, "oldest")
 
 
+@pytest.mark.parametrize("policy,size,weighting", [("recent", 3, "uniform"), ("hard", 3, "uniform"),
+                                                   ("none", 5, "uniform"), ("unbounded", 5, "uniform"),
+                                                   ("recent", 5, "merged")])
+def test_buffer_rule_in_a_larger_buffer_acts_as_its_policy(policy, size, weighting):
+  """A `BufferRule` (traced, as a grid episode carries it) in a 9-slot buffer keeps, weighs and scores the same
+  windows in its first slots as the policy in a buffer of its own size, and leaves the other slots empty."""
+  replans, slots = 7, 9
+  window = {"x": jnp.zeros((2,)), "actions": jnp.zeros((3, 1))}
+  rule = adaptation.buffer_rule(policy, size, replans, weighting)
+  own = adaptation.buffer_init(window, adaptation.buffer_size(policy, size, replans))
+  big = adaptation.buffer_init(window, slots)
+  add_policy = jax.jit(adaptation.buffer_add, static_argnames=("policy", "weighting"))
+  add_rule = jax.jit(adaptation.buffer_add)
+  scores = [5.0, 1.0, 4.0, 0.5, 3.0, 0.1, 2.0, 0.7, 6.0]
+  for i, score in enumerate(scores):
+    w = {"x": jnp.full((2,), float(i)), "actions": jnp.full((3, 1), float(i))}
+    own = add_policy(own, w, score, policy=policy, weighting=weighting)
+    big = add_rule(big, w, score, rule)
+    n = own.size
+    np.testing.assert_array_equal(big.weight[:n], own.weight)
+    np.testing.assert_array_equal(big.score[:n] * (own.weight > 0), own.score * (own.weight > 0))
+    np.testing.assert_array_equal(big.windows["x"][:n] * (own.weight > 0)[:, None],
+                                  own.windows["x"] * (own.weight > 0)[:, None])
+    assert not big.weight[n:].any()
+  assert int(rule.capacity) == own.size and _kept(own)   # (the policy kept something)
+
+
 def test_buffer_in_scan():
   """The buffer works as a scan carry (fixed shapes, traced count)."""
   def body(buf, i):

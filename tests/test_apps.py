@@ -236,6 +236,9 @@ def test_continual_tiny_runs_and_resumes(tmp_path, tiny_maze_model):
     (["--specs=predlast,frozen"], "--specs: 'frozen' must be an adaptation spec"),
     (["--variants=a:adapt.bufer='none'"], "Unknown config key 'adapt.bufer'"),
     (["--variants=a:;a:"], "Variant name 'a' is used twice"),
+    (["--buffers=recent,oldest"], "Unknown buffer policy 'oldest'"),
+    (["--buffers=hard:5:merged"], "the 'hard' policy"),
+    (["--buffers=recent:x"], "the size 'x' must be an integer"),
 ])
 def test_ablate_bad_input_is_one_line(tmp_path, args, message):
   r = _run("ablate.py", "--config=adajepa_jax/configs/pointmaze.py:tiny", f"--workdir={tmp_path}/a", *args)
@@ -245,20 +248,21 @@ def test_ablate_bad_input_is_one_line(tmp_path, args, message):
 
 @pytest.mark.slow
 def test_ablate_tiny_grid_runs_and_resumes(tmp_path, tiny_maze_model):
-  """2 layer sets x 2 lr scales x 2 step counts x 2 variants (one an untraceable override) on 2 shifts x 2 x 2
-  episodes; the rerun reuses the frozen run and both grids."""
+  """2 layer sets x 2 buffers x 2 lr scales x 2 step counts x 2 variants (one an untraceable override) on 2
+  shifts x 2 x 2 episodes; the rerun reuses the frozen run and both grids."""
   import csv
   args = [f"--config=adajepa_jax/configs/stored.py:{tiny_maze_model}", f"--workdir={tmp_path}/a",
-          "--shifts=clean,low_mass", "--specs=predlast+enclast,predfirst", "--lr_scales=1,5", "--steps=1,2",
-          "--variants=base:;keep_moments:adapt.reset_optimizer=False"]
+          "--shifts=clean,low_mass", "--specs=predlast+enclast,predfirst", "--buffers=recent,hard:2",
+          "--lr_scales=1,5", "--steps=1,2", "--variants=base:;keep_moments:adapt.reset_optimizer=False"]
   r = _run("ablate.py", *args)
   assert r.returncode == 0, r.stderr
   with open(tmp_path / "a" / "ablate.csv") as f:
     rows = list(csv.DictReader(f))
-  assert len(rows) == 2 * (1 + 2 * 2 * 4)
-  assert [(row["variant"], row["spec"], row["lr_scale"], row["steps"]) for row in rows[:3]] == [
-      ("-", "frozen", "", ""), ("base", "predlast+enclast", "1.0", "1"), ("base", "predlast+enclast", "1.0", "2")]
-  assert rows[5]["spec"] == "predfirst"
+  assert len(rows) == 2 * (1 + 2 * 2 * 2 * 4)
+  assert [(row["variant"], row["spec"], row["buffer"], row["lr_scale"], row["steps"]) for row in rows[:3]] == [
+      ("-", "frozen", "", "", ""), ("base", "predlast+enclast", "recent", "1.0", "1"),
+      ("base", "predlast+enclast", "recent", "1.0", "2")]
+  assert rows[5]["buffer"] == "hard:2" and rows[9]["spec"] == "predfirst"
   assert all(row["episodes"] == "4" for row in rows)
   assert os.path.getsize(tmp_path / "a" / "ablate_keep_moments.png") > 0
   again = _run("ablate.py", *args)
@@ -266,12 +270,13 @@ def test_ablate_tiny_grid_runs_and_resumes(tmp_path, tiny_maze_model):
 
 
 def test_paired_runs_pools_conditions_per_seed(tmp_path):
-  """Items sharing a label pool their conditions per seed (2 seeds x 4 episodes each): frozen seed 0 4/8, seed 1 1/8; adaptive 6/8 and
-  3/8, so +25 on each seed. Pooling runs of two modes is refused with one line."""
+  """Items sharing a label pool their conditions per seed (2 seeds x 4 episodes each): frozen seed 0 4/8,
+  seed 1 1/8; adaptive 6/8 and 3/8, so +25 on each seed. Pooling runs of two modes is refused with one line."""
   import csv
   import json
   runs = {("frozen", "clean"): [0, 0, 1, 1, 0, 1, 0, 0], ("frozen", "blur"): [1, 1, 0, 0, 0, 0, 0, 0],
-          ("predlast+enclast", "clean"): [1, 1, 1, 1, 0, 1, 0, 0], ("predlast+enclast", "blur"): [1, 1, 0, 0, 1, 1, 0, 0]}
+          ("predlast+enclast", "clean"): [1, 1, 1, 1, 0, 1, 0, 0],
+          ("predlast+enclast", "blur"): [1, 1, 0, 0, 1, 1, 0, 0]}
   paths = {}
   for (mode, cond), outcomes in runs.items():
     paths[mode, cond] = tmp_path / f"{cond}__{mode}.json"

@@ -148,3 +148,28 @@ def test_a_grid_of_layer_sets_equals_each_spec_alone(tiny, runs):
   _same_episodes(jax.tree.map(lambda x: x[LENGTH:], grid), jax.tree.map(np.asarray, alone))
   with pytest.raises(ValueError, match="name a spec in every setting or in none"):
     make_episode(env, wm, adaptive, settings=[settings[0], adaptation.setting_of(adaptive)])
+
+
+def test_a_grid_of_buffers_equals_each_buffer_alone(tiny, runs):
+  """Settings naming buffers: one 5-slot buffer serves the config's recent-5 and hard-2 (2 slots in use,
+  rescored at every replan); each cell equals its buffer run alone."""
+  cfg, env, wm, params = tiny
+  adaptive = build.mode_config(cfg, MODE)
+  assert (adaptive.adapt.buffer, adaptive.adapt.buffer_size, adaptive.adapt.buffer_weighting) == (
+      "recent", 5, "uniform")
+  settings = [adaptation.setting_of(adaptive, buffer="recent"),
+              adaptation.setting_of(adaptive, buffer="hard", buffer_size=2)]
+  program = make_episode(env, wm, adaptive, record_frames=False, settings=settings)
+  keys = sequence_keys(jax.random.key(3), LENGTH)
+  grid = jax.tree.map(np.asarray, evaluate(program, params, jnp.tile(keys, 2), mesh=None,
+                                           setting_ids=np.repeat(np.arange(2), LENGTH)))
+  _same_episodes(jax.tree.map(lambda x: x[:LENGTH], grid), runs[MODE, "reset"])
+  hard = build.mode_config(cfg, MODE)
+  hard.adapt.update(buffer="hard", buffer_size=2)
+  alone = make_episode(env, wm, hard, record_frames=False)
+  alone = jax.jit(jax.vmap(lambda k: alone.run(params, k)))(keys)
+  _same_episodes(jax.tree.map(lambda x: x[LENGTH:], grid), jax.tree.map(np.asarray, alone))
+  with pytest.raises(ValueError, match="name a buffer in every setting or in none"):
+    make_episode(env, wm, adaptive, settings=[settings[1], adaptation.setting_of(adaptive)])
+  with pytest.raises(ValueError, match="'hard' policy"):
+    adaptation.setting_of(adaptive, buffer="hard", buffer_weighting="merged")

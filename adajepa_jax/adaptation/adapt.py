@@ -50,27 +50,39 @@ class AdaptSetting:
   of them (`mpc.make_episode(..., settings=...)`): learning rates f32[] and the number of gradient steps
   i32[] per replan (at most the program's static `max_steps`; the steps beyond are masked out); optionally
   the adapted layers as `mask`, a tree with the params' structure of f32[] (1: adapted, 0: kept), within the
-  union of the grid's specs."""
+  union of the grid's specs; and optionally the buffer's policy and weighting as `buffer`, a
+  `buffer.BufferRule` (within the grid's largest buffer)."""
   lr_predictor: jax.Array
   lr_encoder: jax.Array
   steps: jax.Array
   mask: Optional[Any] = None
+  buffer: Optional[buffer_lib.BufferRule] = None
+
+
+BUFFER_KEYS = ("buffer", "buffer_size", "buffer_weighting")   # settings keys of the buffer (`adapt` config names)
+SETTING_KEYS = ("lr_predictor", "lr_encoder", "steps", "spec") + BUFFER_KEYS
 
 
 def setting_of(cfg: ml_collections.ConfigDict, **changes: Any) -> dict[str, Union[float, int, str]]:
   """The config's adaptation setting {lr_predictor, lr_encoder, steps} (`learning_rates`, `adapt.steps`),
-  with `changes` applied, e.g. `setting_of(cfg, steps=4)`; `spec=...` also sets the adapted layers."""
+  with `changes` applied, e.g. `setting_of(cfg, steps=4)`; `spec=...` also sets the adapted layers, and any
+  of `buffer=`, `buffer_size=`, `buffer_weighting=` the buffer (the others then from `cfg.adapt`)."""
   lr_p, lr_e = learning_rates(cfg)
-  out = {"lr_predictor": lr_p, "lr_encoder": lr_e, "steps": int(cfg.adapt.steps)}
+  out: dict[str, Any] = {"lr_predictor": lr_p, "lr_encoder": lr_e, "steps": int(cfg.adapt.steps)}
+  unknown = set(changes) - set(SETTING_KEYS)
+  if unknown:
+    raise ValueError(f"unknown adaptation setting(s) {sorted(unknown)}; settings are {list(SETTING_KEYS)}")
   if "spec" in changes:
     spec_lib.parse(changes["spec"])
-    out["spec"] = changes["spec"]
-  unknown = set(changes) - set(out)
-  if unknown:
-    raise ValueError(f"unknown adaptation setting(s) {sorted(unknown)}; settings are {sorted(out)}")
+  if set(changes) & set(BUFFER_KEYS):
+    out.update({k: cfg.adapt[k] for k in BUFFER_KEYS})
   out.update(changes)
   if int(out["steps"]) < 1:
     raise ValueError(f"steps={out['steps']!r} must be >= 1")
+  if "buffer" in out:
+    buffer_lib.check_buffer(out["buffer"], out["buffer_weighting"])
+    if int(out["buffer_size"]) < 1:
+      raise ValueError(f"buffer_size={out['buffer_size']!r} must be >= 1")
   return out
 
 
@@ -85,17 +97,30 @@ def union_spec(settings: Sequence[Mapping[str, Any]]) -> Optional[str]:
   return "+".join(dict.fromkeys(a for s in specs for a in spec_lib.parse(s)))
 
 
-def settings_table(settings: Sequence[Mapping[str, Any]], params: Optional[optax.Params] = None
-                   ) -> AdaptSetting:
-  """Stacks settings dicts ({lr_predictor, lr_encoder, steps[, spec]}) into an `AdaptSetting` of arrays
-  [G]; settings naming specs need `params` (arrays or shapes, with the union's adapters) for their masks."""
+def buffer_slots(settings: Sequence[Mapping[str, Any]], replans: int) -> Optional[int]:
+  """The slots of a buffer serving every setting's buffer (the largest `buffer_size` of their policies), or
+  None when no setting names a buffer; a grid must name one in every setting or in none."""
+  named = ["buffer" in st for st in settings]
+  if not any(named):
+    return None
+  if not all(named):
+    raise ValueError("settings: name a buffer in every setting or in none (the config's buffer applies then)")
+  return max(buffer_lib.buffer_size(st["buffer"], int(st["buffer_size"]), replans) for st in settings)
+
+
+def settings_table(settings: Sequence[Mapping[str, Any]], params: Optional[optax.Params] = None,
+                   replans: Optional[int] = None) -> AdaptSetting:
+  """Stacks settings dicts (`setting_of`: {lr_predictor, lr_encoder, steps[, spec][, buffer, buffer_size,
+  buffer_weighting]}) into an `AdaptSetting` of arrays [G]; settings naming specs need `params` (arrays or
+  shapes, with the union's adapters) for their masks, settings naming buffers the episode's `replans`."""
   if not settings:
     raise ValueError("settings must name at least one adaptation setting")
   for i, st in enumerate(settings):
-    if not {"lr_predictor", "lr_encoder", "steps"} <= set(st) <= {"lr_predictor", "lr_encoder", "steps", "spec"} \
-        or int(st["steps"]) < 1:
+    named = set(st) & set(BUFFER_KEYS)
+    if not {"lr_predictor", "lr_encoder", "steps"} <= set(st) <= set(SETTING_KEYS) or int(st["steps"]) < 1 \
+        or named not in (set(), set(BUFFER_KEYS)):
       raise ValueError(f"settings[{i}]={dict(st)!r}: needs lr_predictor, lr_encoder and steps >= 1, and "
-                       "optionally spec (`setting_of`)")
+                       "optionally spec and all of buffer, buffer_size, buffer_weighting (`setting_of`)")
   mask = None
   if union_spec(settings) is not None:
     if params is None:
@@ -103,9 +128,17 @@ def settings_table(settings: Sequence[Mapping[str, Any]], params: Optional[optax
     masks = [jax.tree_util.tree_map(lambda l: jnp.float32(l != FROZEN), spec_lib.resolve(st["spec"], params))
              for st in settings]
     mask = jax.tree_util.tree_map(lambda *m: jnp.stack(m), *masks)
+  rules = None
+  if buffer_slots(settings, 1 if replans is None else replans) is not None:
+    if replans is None:
+      raise ValueError("settings naming buffers need the episode's replans (the unbounded buffer's size)")
+    rules = [buffer_lib.buffer_rule(st["buffer"], int(st["buffer_size"]), replans, st["buffer_weighting"])
+             for st in settings]
+    rules = jax.tree_util.tree_map(lambda *r: jnp.stack(r), *rules)
   return AdaptSetting(lr_predictor=jnp.asarray([float(st["lr_predictor"]) for st in settings], jnp.float32),
                       lr_encoder=jnp.asarray([float(st["lr_encoder"]) for st in settings], jnp.float32),
-                      steps=jnp.asarray([int(st["steps"]) for st in settings], jnp.int32), mask=mask)
+                      steps=jnp.asarray([int(st["steps"]) for st in settings], jnp.int32), mask=mask,
+                      buffer=rules)
 
 
 def add_adapters(cfg: ml_collections.ConfigDict, params: optax.Params, key: chex.PRNGKey) -> optax.Params:

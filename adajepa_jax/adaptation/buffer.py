@@ -17,7 +17,12 @@ Policies:
              lowest-scored entry
   none       only the newest transition (size 1)
   unbounded  every transition of the episode (a ring sized to the replan budget, so nothing is evicted)
+A `BufferRule` holds a policy and weighting as arrays (slots in use, hard, merged), so that episodes of one
+compiled program may each follow their own (`buffer_rule`; a grid of settings, `mpc.make_episode(settings=)`):
+a buffer sized for the largest rule serves every smaller one, its slots beyond the rule's capacity left empty.
 """
+from typing import Optional, Union
+
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -55,6 +60,15 @@ class Buffer:
     return dict(self.windows, weight=self.weight)
 
 
+@flax.struct.dataclass
+class BufferRule:
+  """A policy and weighting as data: capacity i32[] (slots in use, from slot 0; <= the buffer's size), hard
+  bool[] (keep the highest-scored windows instead of the newest), merged bool[] (the merged weighting)."""
+  capacity: jax.Array
+  hard: jax.Array
+  merged: jax.Array
+
+
 def _check_policy(policy):
   if policy not in POLICIES:
     raise UsageError(f"Unknown buffer policy {policy!r}; valid policies: {', '.join(POLICIES)}")
@@ -70,29 +84,39 @@ def check_buffer(policy: str, weighting: str = "uniform") -> None:
                      "keeps scattered ones: use weighting 'uniform' with 'hard', or one of recent, none, unbounded")
 
 
-def merged_weights(count: jax.typing.ArrayLike, size: int, history: int) -> jax.Array:
+def merged_weights(count: jax.typing.ArrayLike, size: jax.typing.ArrayLike, history: int,
+                   slots: Optional[int] = None) -> jax.Array:
   """Per-slot loss weights of a ring buffer under the `merged` weighting (see the module docstring).
 
   Args:
     count: i32[] transitions ever added (slot `(count - 1) % size` holds the newest).
-    size: N, the number of slots.
+    size: the ring's capacity (int or i32[]).
     history: transitions per window (the predictor's history).
+    slots: the buffer's number of slots N >= size (static; default `size`); slots from `size` on stay empty.
 
   Returns:
     f32[N]: the number of windows covering each filled slot's transition; 0 for empty slots.
   """
+  slot = jnp.arange(size if slots is None else slots)
   n = jnp.minimum(count, size)                               # filled slots
-  age = (count - 1 - jnp.arange(size)) % size                # 0 = newest
+  age = (count - 1 - slot) % size                            # 0 = newest
   i = n - age                                                # 1 = oldest .. n = newest
   windows = jnp.minimum(i - 1, n - history) - jnp.maximum(0, i - history) + 1
   covered = jnp.where(n > history, windows, 1)
-  return jnp.where(age < n, covered, 0).astype(jnp.float32)
+  return jnp.where((age < n) & (slot < size), covered, 0).astype(jnp.float32)
 
 
 def buffer_size(policy: str, size: int, replans: int) -> int:
   """The number of slots a policy needs: `size` for recent/hard, 1 for none, `replans` for unbounded."""
   _check_policy(policy)
   return {"recent": size, "hard": size, "none": 1, "unbounded": replans}[policy]
+
+
+def buffer_rule(policy: str, size: int, replans: int, weighting: str = "uniform") -> BufferRule:
+  """The `BufferRule` of a policy (`buffer_size(policy, size, replans)` slots in use) and weighting."""
+  check_buffer(policy, weighting)
+  return BufferRule(capacity=jnp.int32(buffer_size(policy, size, replans)), hard=jnp.bool_(policy == "hard"),
+                    merged=jnp.bool_(weighting == "merged"))
 
 
 def buffer_init(example_window: dict, size: int) -> Buffer:
@@ -114,19 +138,7 @@ def buffer_init(example_window: dict, size: int) -> Buffer:
                 score=jnp.zeros((size,), jnp.float32), count=jnp.zeros((), jnp.int32))
 
 
-def _slot(buffer, policy):
-  """The slot index (i32[]) the next window goes to."""
-  n = buffer.size
-  if policy == "none":
-    return jnp.zeros((), jnp.int32)
-  if policy == "hard":
-    # Empty slots first (score -inf), else the lowest-scored entry; ties take the lowest index.
-    effective = jnp.where(buffer.weight > 0, buffer.score, -jnp.inf)
-    return jnp.argmin(effective).astype(jnp.int32)
-  return (buffer.count % n).astype(jnp.int32)
-
-
-def buffer_add(buffer: Buffer, window: dict, score: jax.typing.ArrayLike, policy: str,
+def buffer_add(buffer: Buffer, window: dict, score: jax.typing.ArrayLike, policy: Union[str, BufferRule],
                weighting: str = "uniform") -> Buffer:
   """Adds one window under `policy` (pure; jittable, vmappable, fixed shapes).
 
@@ -134,23 +146,29 @@ def buffer_add(buffer: Buffer, window: dict, score: jax.typing.ArrayLike, policy
     buffer: Buffer.
     window: pytree like `buffer.windows` without the leading N axis (its 'actions' f32[h, A] give the history).
     score: f32[] the window's prediction error (used by `hard`; pass 0 otherwise).
-    policy: one of POLICIES (static).
-    weighting: one of WEIGHTINGS (static): the filled slots' loss weights.
+    policy: one of POLICIES (static; `none` uses slot 0 only, the others every slot), or a `BufferRule`
+      (traced; it carries its weighting).
+    weighting: one of WEIGHTINGS (static; with a policy name): the filled slots' loss weights.
 
   Returns:
-    The updated Buffer. With `none`, every other slot is emptied (weight 0).
+    The updated Buffer.
   """
-  check_buffer(policy, weighting)
-  slot = _slot(buffer, policy)
+  uniform_only = isinstance(policy, str) and weighting == "uniform"
+  if isinstance(policy, str):
+    check_buffer(policy, weighting)
+    policy = BufferRule(capacity=jnp.int32(1 if policy == "none" else buffer.size),
+                        hard=jnp.bool_(policy == "hard"), merged=jnp.bool_(weighting == "merged"))
+  in_use = jnp.arange(buffer.size) < policy.capacity
+  # hard: empty slots first (score -inf), else the lowest-scored entry, ties to the lowest index; recent: a ring.
+  effective = jnp.where(in_use, jnp.where(buffer.weight > 0, buffer.score, -jnp.inf), jnp.inf)
+  slot = jnp.where(policy.hard, jnp.argmin(effective), buffer.count % policy.capacity).astype(jnp.int32)
   windows = jax.tree_util.tree_map(
       lambda buf, x: jax.lax.dynamic_update_index_in_dim(buf, jnp.asarray(x, buf.dtype), slot, 0),
       buffer.windows, window)
-  if policy == "none":
-    weight = jax.nn.one_hot(slot, buffer.size, dtype=jnp.float32)
-  elif weighting == "merged":
-    weight = merged_weights(buffer.count + 1, buffer.size, buffer.windows["actions"].shape[1])
-  else:
-    weight = buffer.weight.at[slot].set(1.0)
+  weight = buffer.weight.at[slot].set(1.0)
+  if not uniform_only:
+    merged = merged_weights(buffer.count + 1, policy.capacity, buffer.windows["actions"].shape[1], buffer.size)
+    weight = jnp.where(policy.merged, merged, weight)
   score = buffer.score.at[slot].set(jnp.asarray(score, jnp.float32))
   return buffer.replace(windows=windows, weight=weight, score=score, count=buffer.count + 1)
 

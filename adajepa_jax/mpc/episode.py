@@ -193,7 +193,8 @@ def _slide(context, new_obs, chunk):
 
 
 def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_size: int,
-                        max_steps: Optional[int] = None) -> PlanningModel:
+                        max_steps: Optional[int] = None, buffer_slots: Optional[int] = None,
+                        rescore: bool = False) -> PlanningModel:
   """The latent world model as a `PlanningModel`, adapting online when `cfg.adapt.enabled`.
 
   Args:
@@ -204,6 +205,9 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
     max_steps: when episodes carry their own settings (`init(..., setting=...)`), the static number of
       adaptation steps scanned per replan, the settings' steps masking the rest. None: the config's
       settings, all static.
+    buffer_slots, rescore: when episodes carry their own buffer rules, the static number of slots (the
+      largest rule's) and whether any rule is `hard` (buffer scores are then refreshed at every replan).
+      None: the config's buffer.
   """
   hist, act_dim = cfg.data.history, action_size * cfg.data.frameskip
   horizon = cfg.plan.horizon
@@ -215,7 +219,11 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
     labels = adaptation.resolve(cfg.adapt.spec, param_shapes)
     optimizer = adaptation.make_adapt_optimizer(labels, *adaptation.learning_rates(cfg))
     adaptation.check_buffer(cfg.adapt.buffer, cfg.adapt.buffer_weighting)
-    buffer_size = adaptation.buffer_size(cfg.adapt.buffer, cfg.adapt.buffer_size, cfg.eval.replans)
+    if buffer_slots is None:
+      buffer_size = adaptation.buffer_size(cfg.adapt.buffer, cfg.adapt.buffer_size, cfg.eval.replans)
+      rescore = cfg.adapt.buffer == "hard"
+    else:
+      buffer_size = int(buffer_slots)
   # Frames are kept as trunk features unless the spec adapts the trunk.
   cache_features = not (adapt_on and adaptation.adapts_encoder_trunk(labels))
 
@@ -279,9 +287,12 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
     metrics = {"pred_error_before": err_before}
     buffer, opt_state = state.buffer, state.opt_state
     if adapt_on:
-      if cfg.adapt.buffer == "hard":   # hard-N keeps the transitions the current params predict worst
+      if rescore:   # hard-N keeps the transitions the current params predict worst
         buffer = adaptation.buffer_rescore(buffer, adaptation.window_losses(params, buffer.windows, wm.loss))
-      buffer = adaptation.buffer_add(buffer, window, err_before, cfg.adapt.buffer, cfg.adapt.buffer_weighting)
+      if state.setting is None or state.setting.buffer is None:   # the config's buffer, static
+        buffer = adaptation.buffer_add(buffer, window, err_before, cfg.adapt.buffer, cfg.adapt.buffer_weighting)
+      else:                                                      # the episode's own rule
+        buffer = adaptation.buffer_add(buffer, window, err_before, state.setting.buffer)
       if state.setting is None:   # the config's settings, static
         opt, steps = optimizer, cfg.adapt.steps
       else:                       # the episode's own: traced learning rates and step count
@@ -320,11 +331,13 @@ def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel]
       of them with equal env kwargs (`shifts.same_env`); None means `clean`.
     record_frames: keep the observed frames (for GIFs) and the chosen plans' predicted latents in the
       result; off saves memory in big sweeps.
-    settings: a grid of adaptation settings as data ([{lr_predictor, lr_encoder, steps[, spec]}], see
+    settings: a grid of adaptation settings as data ([{lr_predictor, lr_encoder, steps[, spec][, buffer,
+      buffer_size, buffer_weighting]}], see
       `adaptation.setting_of`; needs an adapting `WorldModel`): `run(..., setting=i)` runs the episode with
       settings[i] (a traced index, like `condition`), so one compiled program evaluates the whole grid. With
       specs (in every setting), the program adapts their union and each episode masks the updates of the
-      layers its spec keeps. None: the config's settings.
+      layers its spec keeps. With buffers (in every setting), each episode's buffer follows its own policy
+      and weighting within one buffer of the largest size. None: the config's settings.
   """
   conditions = shifts_lib.same_env(conditions if conditions is not None else "clean")
   table = None
@@ -337,10 +350,13 @@ def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel]
       cfg = ml_collections.ConfigDict(cfg.to_dict())
       cfg.adapt.spec = union
     shapes = jax.eval_shape(lambda k: adaptation.add_adapters(cfg, model.init(k), k), jax.random.key(0))
-    table = adaptation.settings_table(settings, shapes)
+    table = adaptation.settings_table(settings, shapes, cfg.eval.replans)
   if isinstance(model, WorldModel):
-    model = world_model_planner(model, cfg, env.action_size,
-                                max_steps=None if table is None else max(int(st["steps"]) for st in settings))
+    grid_buffer = settings is not None and table.buffer is not None
+    model = world_model_planner(
+        model, cfg, env.action_size, max_steps=None if table is None else max(int(st["steps"]) for st in settings),
+        buffer_slots=adaptation.buffer_slots(settings, cfg.eval.replans) if grid_buffer else None,
+        rescore=grid_buffer and any(st["buffer"] == "hard" for st in settings))
   fs, horizon, replans = cfg.data.frameskip, cfg.plan.horizon, cfg.eval.replans
   env_a = env.action_size
   act_dim = env_a * fs
