@@ -129,9 +129,10 @@ def settings_table(settings: Sequence[Mapping[str, Any]], params: Optional[optax
              for st in settings]
     mask = jax.tree_util.tree_map(lambda *m: jnp.stack(m), *masks)
   rules = None
-  if buffer_slots(settings, 1 if replans is None else replans) is not None:
+  if any("buffer" in st for st in settings):
     if replans is None:
       raise ValueError("settings naming buffers need the episode's replans (the unbounded buffer's size)")
+    buffer_slots(settings, replans)   # every setting names one
     rules = [buffer_lib.buffer_rule(st["buffer"], int(st["buffer_size"]), replans, st["buffer_weighting"])
              for st in settings]
     rules = jax.tree_util.tree_map(lambda *r: jnp.stack(r), *rules)

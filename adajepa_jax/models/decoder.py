@@ -35,5 +35,5 @@ class Decoder(nn.Module):
     for _ in range(ups):
       w = max(w // 2, 8)
       x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-      x = nn.gelu(nn.GroupNorm(num_groups=8)(nn.Conv(w, (3, 3))(x)))
+      x = nn.gelu(nn.GroupNorm(num_groups=8 if w % 8 == 0 else 1)(nn.Conv(w, (3, 3))(x)))
     return nn.sigmoid(nn.Conv(3, (3, 3))(x))
