@@ -5,8 +5,9 @@
 merged:workdirs/pushobj_base/fid_merged/results/seen_shapes__predlast+enclast.json"
 
 Each run is `label:path` to a `results/<condition>__<mode>.json` that `evaluate.py` wrote. Items sharing a
-label are pooled per seed into one run (e.g. the seen shapes, one file per shape; `eval.metrics.pool_runs`);
-give every label its conditions in the same order. Every run is
+label are pooled into one run: other conditions per seed (e.g. the seen shapes, one file per shape;
+`eval.metrics.pool_runs`), or one condition's runs on other evaluation seeds as further seeds (e.g. clean on
+evaluation seeds 0-2: 9 seeds x 50); give every label its items in the same order. Every run is
 compared with the first (paired difference of success_any on the same episodes: the mean over seeds with its
 Student-t 95% CI, and the paired bootstrap 95%); runs of other episodes (condition, evaluation seed, seeds,
 episodes per seed, replans) are refused before anything is written. Writes <out>.{csv,md}.
@@ -18,7 +19,8 @@ from absl import flags
 from adajepa_jax import utils
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", None, "`label:path.json` items (items sharing a label are pooled per seed); the "
+flags.DEFINE_list("runs", None, "`label:path.json` items (items sharing a label are pooled: other conditions "
+                  "per seed, or other evaluation seeds as further seeds); the "
                   "first label is the baseline.")
 flags.DEFINE_string("out", None, "Output path stem: <out>.csv and <out>.md.")
 flags.DEFINE_integer("budget", None, "Score success within the first this many replans (<= the runs' budget; "
@@ -30,8 +32,13 @@ flags.mark_flags_as_required(["runs", "out"])
 
 
 def pool(summaries):
-  """One RunSummary of several runs of one mode on other conditions, their episodes pooled per seed (condition
-  'a+b+...'); UsageError unless they share mode, planner, evaluation seed, seeds and replans."""
+  """One RunSummary of several runs of one mode, pooled in one of two ways; UsageError unless they share mode,
+  planner and replans, and the way's own fields.
+  - Other conditions, one evaluation seed (e.g. one run per shape): episodes pooled per seed (condition
+    'a+b+...'); they must share the evaluation seed and the number of seeds.
+  - One condition, other evaluation seeds (e.g. the clean row on evaluation seeds 0-2): each run's seeds are
+    appended as further seeds (eval_seed '0+1+2', seeds summed); they must share the episodes per seed.
+  """
   import dataclasses
 
   import numpy as np
@@ -41,12 +48,24 @@ def pool(summaries):
   if len(summaries) == 1:
     return summaries[0]
   first = summaries[0]
+  over_eval_seeds = len({s.eval_seed for s in summaries}) > 1
+  shared = ("mode", "planner", "replans") + (("condition", "episodes_per_seed") if over_eval_seeds
+                                              else ("eval_seed", "seeds"))
   for s in summaries[1:]:
-    for field in ("mode", "planner", "eval_seed", "seeds", "replans"):
+    for field in shared:
       if getattr(s, field) != getattr(first, field):
-        raise UsageError(f"Cannot pool {first.condition}__{first.mode} with {s.condition}__{s.mode}: {field} "
+        raise UsageError(f"Cannot pool {first.condition}__{first.mode} (evaluation seed {first.eval_seed}) with "
+                         f"{s.condition}__{s.mode} (evaluation seed {s.eval_seed}): {field} "
                          f"{getattr(first, field)!r} vs {getattr(s, field)!r}")
   keys = set.intersection(*(set(s.episodes) for s in summaries))
+  if over_eval_seeds:
+    if len({s.eval_seed for s in summaries}) < len(summaries):
+      raise UsageError(f"Cannot pool {first.condition}__{first.mode}: evaluation seeds "
+                       f"{[s.eval_seed for s in summaries]} repeat")
+    episodes = {k: [x for s in summaries for x in s.episodes[k]] for k in keys}
+    return dataclasses.replace(first, eval_seed="+".join(str(s.eval_seed) for s in summaries), episodes=episodes,
+                               seeds=sum(s.seeds for s in summaries),
+                               proprio_cost_share=float(np.mean([s.proprio_cost_share for s in summaries])))
   episodes = {k: metrics.pool_runs([s.episodes[k] for s in summaries], first.seeds).tolist() for k in keys}
   sizes = np.array([s.episodes_per_seed for s in summaries], np.float64)
   share = float(np.sum(sizes * [s.proprio_cost_share for s in summaries]) / sizes.sum())
@@ -102,7 +121,8 @@ def table(runs, budget=None, metric="success_any"):
     mine = outcomes(s, budget, metric)
     d = None if s is base else metrics.paired_difference(mine, outcomes(base, budget, metric), s.seeds)
     succ = metrics.seed_summary(mine, s.seeds)
-    rows.append({"run": label, "condition": s.condition, "mode": s.mode, "planner": s.planner,
+    rows.append({"run": label, "condition": s.condition, "eval_seed": s.eval_seed, "mode": s.mode,
+                 "planner": s.planner,
                  "budget": f"{budget or s.replans}x1", "episodes": succ["episodes"], "metric": metric,
                  "success_mean": succ["mean"], "success_ci95": succ["ci95"],
                  "diff_vs_first_mean": d["mean"] if d else float("nan"),
@@ -116,7 +136,7 @@ def main(argv):
   del argv
   from adajepa_jax.eval import report
   rows = table(parse_runs(FLAGS.runs), FLAGS.budget, FLAGS.metric)
-  columns = ["run", "condition", "mode", "planner", "budget", "episodes", "metric", "success_mean",
+  columns = ["run", "condition", "eval_seed", "mode", "planner", "budget", "episodes", "metric", "success_mean",
              "diff_vs_first_mean", "diff_boot95", "proprio_cost_pct"]
   print(report.write_table(rows, FLAGS.out, columns))
 

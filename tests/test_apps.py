@@ -269,6 +269,35 @@ def test_ablate_tiny_grid_runs_and_resumes(tmp_path, tiny_maze_model):
   assert again.returncode == 0 and again.stdout.count("reused") == 3, again.stdout
 
 
+def test_paired_runs_pools_evaluation_seeds_as_further_seeds(tmp_path):
+  """One condition on evaluation seeds 0 and 1 (2 seeds x 4 episodes each) pools into 4 seeds x 4: frozen per
+  seed 2, 1, 2, 0 of 4; adaptive 4, 1, 2, 2, so differences +50, 0, 0, +50. Pooling other conditions on other
+  evaluation seeds, or pairing the pool with one evaluation seed, is refused with one line."""
+  import csv
+  import json
+  runs = {("frozen", 0): [0, 0, 1, 1, 0, 1, 0, 0], ("frozen", 1): [1, 1, 0, 0, 0, 0, 0, 0],
+          ("predlast+enclast", 0): [1, 1, 1, 1, 0, 1, 0, 0], ("predlast+enclast", 1): [1, 1, 0, 0, 1, 1, 0, 0]}
+  paths = {}
+  for (mode, seed), outcomes in runs.items():
+    paths[mode, seed] = tmp_path / f"clean_{seed}__{mode}.json"
+    paths[mode, seed].write_text(json.dumps(_summary(outcomes, mode=mode, eval_seed=seed)))
+  pooled = {m: f"{m}:{paths[m, 0]},{m}:{paths[m, 1]}" for m in ("frozen", "predlast+enclast")}
+  r = _run("paired_runs.py", f"--runs={pooled['frozen']},{pooled['predlast+enclast']}", f"--out={tmp_path}/pool")
+  assert r.returncode == 0, r.stderr
+  with open(tmp_path / "pool.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [(r["condition"], r["eval_seed"], int(r["episodes"])) for r in rows] == [("clean", "0+1", 16)] * 2
+  assert float(rows[0]["success_mean"]) == 31.25 and float(rows[1]["success_mean"]) == 56.25
+  assert float(rows[1]["diff_vs_first_mean"]) == 25.0 and float(rows[1]["diff_vs_first_ci95"]) > 0.0
+  blur = tmp_path / "blur_1__frozen.json"
+  blur.write_text(json.dumps(_summary(runs["frozen", 1], condition="blur", mode="frozen", eval_seed=1)))
+  for bad, field in [(f"frozen:{paths['frozen', 0]},frozen:{blur},{pooled['predlast+enclast']}", "condition"),
+                     (f"{pooled['frozen']},predlast+enclast:{paths['predlast+enclast', 0]}", "eval_seed")]:
+    r = _run("paired_runs.py", f"--runs={bad}", f"--out={tmp_path}/bad")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and field in lines[0], r.stderr
+
+
 def test_paired_runs_pools_conditions_per_seed(tmp_path):
   """Items sharing a label pool their conditions per seed (2 seeds x 4 episodes each): frozen seed 0 4/8,
   seed 1 1/8; adaptive 6/8 and 3/8, so +25 on each seed. Pooling runs of two modes is refused with one line."""
