@@ -298,6 +298,34 @@ def test_paired_runs_pools_evaluation_seeds_as_further_seeds(tmp_path):
     assert r.returncode == 2 and len(lines) == 1 and field in lines[0], r.stderr
 
 
+def test_condition_tables_pair_each_condition_of_a_run(tmp_path):
+  """condition_tables.sh writes one paired table per condition the adaptive mode ran (20-replan runs: `_b20`
+  only; no shape conditions: no pooled sets), and names a mode the run lacks in one line."""
+  import csv
+  import json
+  e = tmp_path / "eval"
+  (e / "results").mkdir(parents=True)
+  for name in ("success.md", "success.csv", "config.json"):
+    (e / name).write_text("{}")
+  for cond, frozen, adaptive in [("clean", [0, 0, 1, 1, 0, 1, 0, 0], [1, 1, 1, 1, 0, 1, 0, 0]),
+                                 ("blur", [1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0])]:
+    for mode, outcomes in (("frozen", frozen), ("predlast+enclast", adaptive)):
+      (e / "results" / f"{cond}__{mode}.json").write_text(json.dumps(_summary(outcomes, condition=cond, mode=mode)))
+  script = os.path.join(ROOT, "experiments", "condition_tables.sh")
+  env = dict(os.environ, PY=sys.executable)
+  r = subprocess.run(["bash", script, str(e), str(tmp_path / "r"), "predlast+enclast"], cwd=ROOT, env=env,
+                     capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr
+  assert sorted(os.listdir(tmp_path / "r" / "budget")) == ["blur_b20.csv", "blur_b20.md", "clean_b20.csv",
+                                                            "clean_b20.md"]
+  with open(tmp_path / "r" / "budget" / "clean_b20.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert float(rows[1]["diff_vs_first_mean"]) == 25.0
+  r = subprocess.run(["bash", script, str(e), str(tmp_path / "r2"), "predfirst"], cwd=ROOT, env=env,
+                     capture_output=True, text=True, timeout=60)
+  assert r.returncode == 2 and "No runs of mode 'predfirst'" in r.stderr and not (tmp_path / "r2").exists()
+
+
 def test_paired_runs_pools_conditions_per_seed(tmp_path):
   """Items sharing a label pool their conditions per seed (2 seeds x 4 episodes each): frozen seed 0 4/8,
   seed 1 1/8; adaptive 6/8 and 3/8, so +25 on each seed. Pooling runs of two modes is refused with one line."""
