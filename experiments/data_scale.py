@@ -9,7 +9,8 @@ the 7 `shape_<name>` conditions (one compiled program per mode). Each cell has i
 `<workdir>/k<K>_n<N>` (data, checkpoints, evidence, eval/): every stage resumes, so re-running the command
 continues an interrupted grid. Writes <workdir>/data_scale.{csv,md} (one row per cell and mode: success on the
 cell's own training shapes ("seen") and on the held-out I, smallT, square ("unseen"), pooled per seed, with
-the paired difference adaptive - frozen) and <workdir>/data_scale.png (heatmaps).
+the paired difference adaptive - frozen), <workdir>/data_scale.png (heatmaps) and
+<workdir>/data_scale_claims.{csv,md} (the paper's two claims as paired differences between cells: `claims`).
 """
 import json
 import os
@@ -84,6 +85,58 @@ def cell_rows(k, n, steps, summaries, modes, seeds):
   return rows
 
 
+def claims(results, modes, seeds):
+  """The paper's two data-scale claims as paired differences between cells on the same episodes (every cell
+  evaluates the same episode keys), one row per comparison.
+
+  results: {(K, N): {(condition, mode): RunSummary}}.
+  - 'more shapes at a fixed total' (the unseen shapes pooled per seed): for every total K * N that both the
+    smallest and the largest K reach, cell (K_max, total / K_max) - cell (K_min, total / K_min), per mode.
+    Paper (adapted, 16k trajectories): 4 shapes x 4k 51.9 vs 1 shape x 16k 45.8.
+  - 'adapted small vs frozen large' (shape T, the one shape every cell trains on): the smallest cell (K_min,
+    N_min) adapted - the largest (K_max, N_max) frozen. Paper (seen shapes): 1 x 1k adapted 60.8 vs frozen
+    64k 54.
+  """
+  from adajepa_jax.envs import shapes, shifts
+  from adajepa_jax.eval import metrics, summary
+  unseen = [shifts.shape_condition(s) for s in shapes.TEST_SHAPES]
+  t = shifts.shape_condition(shapes.TRAIN_SHAPES[0])
+
+  def outcomes(cell, mode, conditions):
+    runs = [results[cell][c, mode] for c in conditions]
+    return metrics.pool_runs([r.episodes["success_any"] for r in runs], seeds), runs
+
+  def row(claim, a, b, conditions, paper):
+    (xa, ra), (xb, rb) = outcomes(*a, conditions), outcomes(*b, conditions)
+    for run_a, run_b in zip(ra, rb):
+      summary.check_same_episodes(run_a, run_b)
+    d = metrics.paired_difference(xa, xb, seeds)
+    name = lambda cell, mode: f"K={cell[0]} N={cell[1]} {mode}"
+    sa, sb = metrics.seed_summary(xa, seeds), metrics.seed_summary(xb, seeds)
+    return {"claim": claim, "a": name(*a), "b": name(*b), "episodes": len(xa), "a_mean": sa["mean"],
+            "a_ci95": sa["ci95"], "b_mean": sb["mean"], "b_ci95": sb["ci95"], "diff_mean": d["mean"], "diff_ci95": d["ci95"], "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]",
+            "paper": paper}
+
+  ks = sorted({k for k, _ in results})
+  rows = []
+  if len(ks) < 2:
+    return rows
+  lo, hi = ks[0], ks[-1]
+  totals = sorted({lo * n for k, n in results if k == lo} & {hi * n for k, n in results if k == hi})
+  for total in totals:
+    for m in modes:
+      rows.append(row("more shapes at a fixed total (unseen)", ((hi, total // hi), m), ((lo, total // lo), m),
+                      unseen, "4 x 4k 51.9 vs 1 x 16k 45.8 (adapted)"))
+  adaptive = [m for m in modes if m != "frozen"]
+  if adaptive and "frozen" in modes:
+    small = (lo, min(n for k, n in results if k == lo))
+    large = (hi, max(n for k, n in results if k == hi))
+    for m in adaptive:
+      rows.append(row("adapted small vs frozen large (shape T)", (small, m), (large, "frozen"), [t],
+                      "1 x 1k adapted 60.8 vs 64k frozen 54 (seen)"))
+  return rows
+
+
 def plot(rows, modes, path):
   """Heatmaps of seen / unseen success over K x N, one column per mode."""
   import matplotlib
@@ -128,7 +181,7 @@ def main(argv):
   cells = grid(FLAGS.shapes_k, FLAGS.per_shape, FLAGS.steps, int(base.train.steps))
   conditions = [shifts.shape_condition(s) for s in shapes.TRAIN_SHAPES + shapes.TEST_SHAPES]
   os.makedirs(FLAGS.workdir, exist_ok=True)
-  rows = []
+  rows, results = [], {}
   for i, (k, n, steps) in enumerate(cells):
     cfg = cell_config(base, k, n, steps)
     cell = os.path.join(FLAGS.workdir, f"k{k}_n{n}")
@@ -142,13 +195,17 @@ def main(argv):
     with open(os.path.join(eval_dir, "config.json"), "w") as f:
       json.dump(cfg.to_dict(), f, indent=1, default=str)
     done = pipeline.evaluate_and_report(cfg, params, eval_dir, conditions, modes, gifs=0)
-    summaries = {(s.condition, s.mode): s for s in done}
+    summaries = results[k, n] = {(s.condition, s.mode): s for s in done}
     rows += cell_rows(k, n, steps, summaries, modes, cfg.eval.seeds)
     columns = ["shapes_k", "per_shape", "trajectories", "steps", "mode", "seen_mean", "seen_diff_mean",
                "seen_diff_boot95", "unseen_mean", "unseen_diff_mean", "unseen_diff_boot95"]
     table = report.write_table(rows, os.path.join(FLAGS.workdir, "data_scale"), columns)
     plot(rows, modes, os.path.join(FLAGS.workdir, "data_scale.png"))
   print(table)
+  found = claims(results, modes, base.eval.seeds)
+  if found:
+    print(report.write_table(found, os.path.join(FLAGS.workdir, "data_scale_claims"),
+                             ["claim", "a", "b", "episodes", "a_mean", "b_mean", "diff_mean", "diff_boot95", "paper"]))
 
 
 if __name__ == "__main__":

@@ -124,6 +124,44 @@ def test_data_scale_bad_grid_is_one_line(tmp_path, args, message):
   assert not os.path.exists(tmp_path / "ds")
 
 
+def test_data_scale_claims_pair_cells_on_the_same_episodes():
+  """The paper's two claims from hand-made cells (1 seed x 4 episodes per shape): at totals 2 and 4, K=2 beats
+  K=1 on the pooled unseen shapes by 25 points in both modes; the adapted smallest cell beats the frozen largest
+  on shape T by 100."""
+  code = """
+import json, sys
+sys.path.insert(0, "experiments")
+import data_scale
+from adajepa_jax.eval.summary import RunSummary
+def run(cond, mode, outcomes):
+  return RunSummary.from_json({"condition": cond, "mode": mode, "planner": "cem", "replans": 20, "seeds": 1,
+      "episodes_per_seed": 4, "eval_seed": 2, "settings": {"plan": {}, "adapt": {}, "checkpoint": None},
+      "success_any": {"mean": 0.0, "ci95": 0.0, "per_seed": [], "episodes": 4},
+      "episodes": {"success_any": outcomes}})
+unseen = {(2, 1): [1, 1, 0, 0], (1, 2): [1, 0, 0, 0], (2, 2): [1, 1, 1, 0], (1, 4): [1, 1, 0, 0]}
+results = {}
+for cell, u in unseen.items():
+  for mode in ("frozen", "predlast+enclast"):
+    t = [1, 1, 1, 1] if (cell, mode) == ((1, 2), "predlast+enclast") else [0, 0, 0, 0]
+    results.setdefault(cell, {})["shape_T", mode] = run("shape_T", mode, t)
+    for s in ("I", "smallT", "square"):
+      results[cell]["shape_" + s, mode] = run("shape_" + s, mode, u)
+rows = data_scale.claims(results, ["frozen", "predlast+enclast"], 1)
+print(json.dumps([(r["claim"], r["a"], r["b"], r["episodes"], r["diff_mean"]) for r in rows]))
+"""
+  import json
+  r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr
+  rows = json.loads(r.stdout.strip().splitlines()[-1])
+  fixed = "more shapes at a fixed total (unseen)"
+  assert rows == [[fixed, "K=2 N=1 frozen", "K=1 N=2 frozen", 12, 25.0],
+                  [fixed, "K=2 N=1 predlast+enclast", "K=1 N=2 predlast+enclast", 12, 25.0],
+                  [fixed, "K=2 N=2 frozen", "K=1 N=4 frozen", 12, 25.0],
+                  [fixed, "K=2 N=2 predlast+enclast", "K=1 N=4 predlast+enclast", 12, 25.0],
+                  ["adapted small vs frozen large (shape T)", "K=1 N=2 predlast+enclast", "K=2 N=2 frozen", 4,
+                   100.0]]
+
+
 @pytest.mark.slow
 def test_data_scale_tiny_grid_runs_and_resumes(tmp_path):
   """Two tiny cells end to end (about 3 minutes), then the same command again: everything is reused."""
@@ -139,6 +177,8 @@ def test_data_scale_tiny_grid_runs_and_resumes(tmp_path):
   assert all(int(r["unseen_episodes"]) == 3 * 2 * 2 for r in rows)       # 3 held-out shapes x 2 seeds x 2
   assert [int(r["seen_episodes"]) for r in rows] == [4, 4, 8, 8]          # K shapes x 2 seeds x 2
   assert os.path.getsize(tmp_path / "data_scale.png") > 0
+  with open(tmp_path / "data_scale_claims.csv") as f:   # no total shared by K=1 and K=2: the second claim only
+    assert [r["claim"] for r in csv.DictReader(f)] == ["adapted small vs frozen large (shape T)"]
   mtime = os.path.getmtime(tmp_path / "k1_n8" / "eval" / "results" / "shape_T__frozen.json")
   again = _run("data_scale.py", *args)
   assert again.returncode == 0, again.stderr
