@@ -138,31 +138,21 @@ def claims(results, modes, seeds):
 
 
 def plot(rows, modes, path):
-  """Heatmaps of seen / unseen success over K x N, one column per mode."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  """Heatmaps of seen / unseen success over K x N, one panel per set and mode (`plots.plot_heatmaps`)."""
   import numpy as np
+
+  from adajepa_jax.eval import plots
   ks, ns = sorted({r["shapes_k"] for r in rows}), sorted({r["per_shape"] for r in rows})
-  fig, axes = plt.subplots(2, len(modes), figsize=(3.2 * len(modes) + 1, 5.6), squeeze=False)
-  for i, g in enumerate(("seen", "unseen")):
-    for j, m in enumerate(modes):
-      grid_ = np.full((len(ks), len(ns)), np.nan)
+  grids = {}
+  for g in ("seen", "unseen"):
+    for m in modes:
+      grid_ = grids[f"{g} shapes, {m}"] = np.full((len(ks), len(ns)), np.nan)
       for r in rows:
         if r["mode"] == m:
           grid_[ks.index(r["shapes_k"]), ns.index(r["per_shape"])] = r[f"{g}_mean"]
-      ax = axes[i, j]
-      ax.imshow(grid_, vmin=0, vmax=100, cmap="viridis", origin="lower")
-      for (a, b), v in np.ndenumerate(grid_):
-        ax.text(b, a, "" if np.isnan(v) else f"{v:.0f}", ha="center", va="center", color="w")
-      ax.set_xticks(range(len(ns)), ns)
-      ax.set_yticks(range(len(ks)), ks)
-      ax.set_xlabel("trajectories per shape (N)")
-      ax.set_ylabel("training shapes (K)")
-      ax.set_title(f"{g} shapes, {m}", fontsize=9)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.plot_heatmaps(grids, [str(k) for k in ks], [str(n) for n in ns], path,
+                      xlabel="trajectories per shape (N)", ylabel="training shapes (K)",
+                      title="PushObj success (%) by data scale")
 
 
 def main(argv):
