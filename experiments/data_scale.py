@@ -113,9 +113,10 @@ def claims(results, modes, seeds):
     d = metrics.paired_difference(xa, xb, seeds)
     name = lambda cell, mode: f"K={cell[0]} N={cell[1]} {mode}"
     sa, sb = metrics.seed_summary(xa, seeds), metrics.seed_summary(xb, seeds)
-    return {"claim": claim, "a": name(*a), "b": name(*b), "episodes": len(xa), "a_mean": sa["mean"],
-            "a_ci95": sa["ci95"], "b_mean": sb["mean"], "b_ci95": sb["ci95"], "diff_mean": d["mean"], "diff_ci95": d["ci95"], "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]",
-            "paper": paper}
+    return {"claim": claim, "a": name(*a), "b": name(*b), "episodes": len(xa),
+            "a_mean": sa["mean"], "a_ci95": sa["ci95"], "b_mean": sb["mean"], "b_ci95": sb["ci95"],
+            "diff_mean": d["mean"], "diff_ci95": d["ci95"],
+            "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]", "paper": paper}
 
   ks = sorted({k for k, _ in results})
   rows = []
@@ -195,7 +196,8 @@ def main(argv):
   found = claims(results, modes, base.eval.seeds)
   if found:
     print(report.write_table(found, os.path.join(FLAGS.workdir, "data_scale_claims"),
-                             ["claim", "a", "b", "episodes", "a_mean", "b_mean", "diff_mean", "diff_boot95", "paper"]))
+                             ["claim", "a", "b", "episodes", "a_mean", "b_mean", "diff_mean", "diff_boot95",
+                              "paper"]))
 
 
 if __name__ == "__main__":
