@@ -14,7 +14,8 @@ scale, for the predictor and the encoder alike. Episodes: `config.eval.seeds x c
 shift (the evaluation seed `config.eval.seed`), the same for every cell and for frozen. Writes
 <workdir>/runs/<variant>.json (per-episode success of every cell; frozen.json for the baseline; reused on a
 rerun with the same settings, so an interrupted grid resumes by variant), ablate.{csv,md} (one row per variant,
-shift and cell: success, paired difference vs frozen with its t and bootstrap 95% intervals) and
+shift and cell: success, paired difference vs frozen with its t and bootstrap 95% intervals, and vs the default
+cell: lr scale 1 with the config's `adapt.steps`, same layer set and buffer) and
 ablate_<variant>.png (heatmaps of the paired gain over lr scale x steps, one per shift, spec and buffer).
 """
 import json
@@ -129,25 +130,36 @@ def run_grid(config, params, specs, scales, steps, buffers=None):
   return np.asarray(result.success_any).reshape(g, len(conditions), -1).astype(int)
 
 
-def table_rows(frozen, grids, config, specs, buffers, scales, steps):
-  """One row per variant, shift and cell: success (t 95% over seeds) and the paired difference vs frozen."""
+def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps):
+  """One row per variant, shift and cell: success (t 95% over seeds), the paired difference vs frozen, and
+  the paired difference vs the variant's default cell of the same spec and buffer (lr scale 1, the config's
+  `adapt.steps`; empty when the grid lacks it). frozen: int[1, C, E]; grids: {variant: int[G, C, E]}."""
   from adajepa_jax.eval import metrics
   seeds = config.eval.seeds
+  grid_cells = cells(specs, buffers, scales, steps)
+  default = {(p, b): grid_cells.index((p, b, s, n)) for p, b, s, n in grid_cells
+             if s == 1.0 and n == config.adapt.steps}
   rows = []
-  for ci, cond in enumerate(FLAGS.shifts):
+  for ci, cond in enumerate(shift_names):
     f = metrics.seed_summary(frozen[0, ci], seeds)
     rows.append({"variant": "-", "shift": cond, "spec": "frozen", "buffer": "", "lr_scale": "", "steps": "",
                  "budget": f"{config.eval.replans}x1", "episodes": f["episodes"], "success_mean": f["mean"],
                  "success_ci95": f["ci95"], "diff_vs_frozen_mean": float("nan"),
-                 "diff_vs_frozen_ci95": float("nan"), "diff_boot95": ""})
+                 "diff_vs_frozen_ci95": float("nan"), "diff_boot95": "", "diff_vs_default_mean": float("nan"),
+                 "diff_vs_default_boot95": ""})
     for variant, grid in grids.items():
-      for gi, (p, b, s, n) in enumerate(cells(specs, buffers, scales, steps)):
+      for gi, (p, b, s, n) in enumerate(grid_cells):
         a = metrics.seed_summary(grid[gi, ci], seeds)
         d = metrics.paired_difference(grid[gi, ci], frozen[0, ci], seeds)
+        di = default.get((p, b))
+        v = (metrics.paired_difference(grid[gi, ci], grid[di, ci], seeds)
+             if di is not None and di != gi else None)
         rows.append({"variant": variant, "shift": cond, "spec": p, "buffer": b, "lr_scale": s, "steps": n,
                      "budget": f"{config.eval.replans}x1", "episodes": a["episodes"], "success_mean": a["mean"],
                      "success_ci95": a["ci95"], "diff_vs_frozen_mean": d["mean"], "diff_vs_frozen_ci95": d["ci95"],
-                     "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]"})
+                     "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]",
+                     "diff_vs_default_mean": float("nan") if v is None else v["mean"],
+                     "diff_vs_default_boot95": "" if v is None else f"[{v['boot_lo']:.1f}, {v['boot_hi']:.1f}]"})
   return rows
 
 
@@ -225,9 +237,9 @@ def main(argv):
     grids[name] = load_or_run(os.path.join(runs_dir, f"{name}.json"),
                               run_settings(cfg, specs, name, overrides, scales, steps, buffers),
                               lambda cfg=cfg: run_grid(cfg, params, specs, scales, steps, buffers))
-  rows = table_rows(frozen, grids, config, specs, labels, scales, steps)
+  rows = table_rows(frozen, grids, config, list(FLAGS.shifts), specs, labels, scales, steps)
   columns = ["variant", "shift", "spec", "buffer", "lr_scale", "steps", "budget", "episodes", "success_mean",
-             "diff_vs_frozen_mean", "diff_boot95"]
+             "diff_vs_frozen_mean", "diff_boot95", "diff_vs_default_mean", "diff_vs_default_boot95"]
   print(report.write_table(rows, os.path.join(FLAGS.workdir, "ablate"), columns))
   for name in grids:
     path = os.path.join(FLAGS.workdir, f"ablate_{name}.png")

@@ -286,6 +286,35 @@ def test_ablate_bad_input_is_one_line(tmp_path, args, message):
   assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
 
 
+def test_ablate_rows_pair_each_cell_with_frozen_and_the_default_cell():
+  """Hand-made outcomes (1 seed x 4 episodes, one shift), lr scales 1, 2 x steps 1, 2: frozen wins 1 of 4, the
+  default cell (x1, 1 step) 2, the others 3 or 4. Each cell is paired with frozen and with the default cell;
+  the default cell itself has no second difference."""
+  code = """
+import json, sys
+sys.path.insert(0, "experiments")
+import ablate
+import numpy as np
+from adajepa_jax.configs import pointmaze
+cfg = pointmaze.get_config("tiny")
+cfg.eval.seeds = 1
+frozen = np.array([[[1, 0, 0, 0]]])
+grid = np.array([[[1, 1, 0, 0]], [[1, 1, 1, 0]], [[1, 1, 1, 1]], [[0, 1, 1, 1]]])   # (1,1) (1,2) (2,1) (2,2)
+rows = ablate.table_rows(frozen, {"base": grid}, cfg, ["clean"], ["predlast"], None, [1.0, 2.0], [1, 2])
+print(json.dumps([(r["spec"], r["lr_scale"], r["steps"], r["diff_vs_frozen_mean"], r["diff_vs_default_mean"])
+                  for r in rows]))
+"""
+  import json
+  import math
+  r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr
+  rows = json.loads(r.stdout.strip().splitlines()[-1])
+  assert [row[:4] for row in rows[1:]] == [["predlast", 1.0, 1, 25.0], ["predlast", 1.0, 2, 50.0],
+                                           ["predlast", 2.0, 1, 75.0], ["predlast", 2.0, 2, 50.0]]
+  assert rows[0][0] == "frozen" and math.isnan(rows[0][4]) and math.isnan(rows[1][4])
+  assert [row[4] for row in rows[2:]] == [25.0, 50.0, 25.0]
+
+
 @pytest.mark.slow
 def test_ablate_tiny_grid_runs_and_resumes(tmp_path, tiny_maze_model):
   """2 layer sets x 2 buffers x 2 lr scales x 2 step counts x 2 variants (one an untraceable override) on 2
