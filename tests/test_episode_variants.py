@@ -73,14 +73,28 @@ def test_continual_needs_a_world_model_and_a_length():
     make_continual(oracle, 0)
 
 
+def _alone(tiny, keys, **adapt):
+  """The adaptive episodes of `keys` under the MODE config with `adapt` updated, as their own program."""
+  cfg, env, wm, params = tiny
+  c = build.mode_config(cfg, adapt.pop("spec", MODE))
+  c.adapt.update(adapt)
+  program = make_episode(env, wm, c, record_frames=False)
+  return jax.tree.map(np.asarray, jax.jit(jax.vmap(lambda k: program.run(params, k)))(keys))
+
+
 def test_a_grid_of_settings_is_one_program_equal_to_its_cells(tiny, runs):
-  """Two settings (the config's; 5x the learning rates with 3 steps per replan) x the 2 episodes as one
-  program: traced once, and each cell equals its setting run alone (the config's: the reset runs above)."""
+  """Four settings x the 2 episodes as one program, traced once: the config's; 5x the learning rates with 3
+  steps per replan; the layer set predfirst (the program adapts the union, each episode masks the updates its
+  spec leaves out); and a hard-2 buffer (one 5-slot buffer serves recent-5 and hard-2, rescored at every
+  replan). Each cell equals its setting run alone (the config's: the reset runs above)."""
   cfg, env, wm, params = tiny
   adaptive = build.mode_config(cfg, MODE)
+  assert (adaptive.adapt.buffer, adaptive.adapt.buffer_size, adaptive.adapt.buffer_weighting) == (
+      "recent", 5, "uniform")
   lr_p, lr_e = adaptation.learning_rates(adaptive)
-  settings = [adaptation.setting_of(adaptive),
-              adaptation.setting_of(adaptive, lr_predictor=5 * lr_p, lr_encoder=5 * lr_e, steps=3)]
+  fast = dict(lr_predictor=5 * lr_p, lr_encoder=5 * lr_e, steps=3)
+  cells = [{}, fast, {"spec": "predfirst"}, {"buffer": "hard", "buffer_size": 2}]
+  settings = [adaptation.setting_of(adaptive, **{"spec": MODE, "buffer": "recent", **c}) for c in cells]
   program = make_episode(env, wm, adaptive, record_frames=False, settings=settings)
   traces = []
 
@@ -89,20 +103,35 @@ def test_a_grid_of_settings_is_one_program_equal_to_its_cells(tiny, runs):
     return program.run(*args, **kwargs)
 
   keys = sequence_keys(jax.random.key(3), LENGTH)
-  grid = evaluate(dataclasses.replace(program, run=counted), params, jnp.tile(keys, 2), mesh=None,
-                  setting_ids=np.repeat(np.arange(2), LENGTH))
+  grid = evaluate(dataclasses.replace(program, run=counted), params, jnp.tile(keys, len(cells)), mesh=None,
+                  setting_ids=np.repeat(np.arange(len(cells)), LENGTH))
   grid = jax.tree.map(np.asarray, grid)
   assert len(traces) == 1
-  _same_episodes(jax.tree.map(lambda x: x[:LENGTH], grid), runs[MODE, "reset"])
-  alone_cfg = build.mode_config(cfg, MODE)
-  alone_cfg.adapt.update(lr_predictor=5 * lr_p, lr_encoder=5 * lr_e, steps=3)
-  alone = jax.jit(jax.vmap(lambda k: make_episode(env, wm, alone_cfg, record_frames=False).run(params, k)))(keys)
-  _same_episodes(jax.tree.map(lambda x: x[LENGTH:], grid), jax.tree.map(np.asarray, alone))
+  cell = lambda i: jax.tree.map(lambda x: x[i * LENGTH:(i + 1) * LENGTH], grid)
+  _same_episodes(cell(0), runs[MODE, "reset"])
+  for i in range(1, len(cells)):
+    _same_episodes(cell(i), _alone(tiny, keys, **cells[i]))
   assert not np.allclose(grid.per_replan["pred_error_after"][0], grid.per_replan["pred_error_after"][LENGTH])
+
+
+def test_grid_settings_are_checked(tiny):
+  """A frozen program takes no settings; specs and buffers are named in every setting or in none; a hard
+  buffer has no merged weighting; setting ids must index the settings."""
+  cfg, env, wm, params = tiny
+  adaptive = build.mode_config(cfg, MODE)
+  settings = [adaptation.setting_of(adaptive), adaptation.setting_of(adaptive, steps=2)]
   with pytest.raises(ValueError, match="need an adapting world model"):
     make_episode(env, wm, build.mode_config(cfg, "frozen"), settings=settings)
+  with pytest.raises(ValueError, match="name a spec in every setting or in none"):
+    make_episode(env, wm, adaptive, settings=[adaptation.setting_of(adaptive, spec=MODE), settings[0]])
+  with pytest.raises(ValueError, match="name a buffer in every setting or in none"):
+    make_episode(env, wm, adaptive, settings=[adaptation.setting_of(adaptive, buffer="hard", buffer_size=2),
+                                              settings[0]])
+  with pytest.raises(ValueError, match="'hard' policy"):
+    adaptation.setting_of(adaptive, buffer="hard", buffer_weighting="merged")
+  program = make_episode(env, wm, adaptive, record_frames=False, settings=settings)
   with pytest.raises(ValueError, match=r"setting_ids must be int32\[2\] in \[0, 2\)"):
-    evaluate(program, params, keys, mesh=None, setting_ids=np.array([0, 2]))
+    evaluate(program, params, sequence_keys(jax.random.key(3), LENGTH), mesh=None, setting_ids=np.array([0, 2]))
 
 
 def test_hard_buffer_is_rescored_with_the_current_params(tiny):
@@ -130,46 +159,3 @@ def test_hard_buffer_is_rescored_with_the_current_params(tiny):
   assert float(s[2].buffer.score.min()) > 0
   np.testing.assert_allclose(s[3].buffer.score[kept], rescored[kept], rtol=1e-5)
   assert not np.isclose(float(s[2].buffer.score[kept]), float(s[3].buffer.score[kept]))
-
-
-def test_a_grid_of_layer_sets_equals_each_spec_alone(tiny, runs):
-  """Settings naming specs: the program adapts the union (predlast+enclast+predfirst) and each episode masks
-  the updates its spec leaves out, so each cell equals that spec run alone."""
-  cfg, env, wm, params = tiny
-  adaptive = build.mode_config(cfg, MODE)
-  settings = [adaptation.setting_of(adaptive, spec=MODE), adaptation.setting_of(adaptive, spec="predfirst")]
-  program = make_episode(env, wm, adaptive, record_frames=False, settings=settings)
-  keys = sequence_keys(jax.random.key(3), LENGTH)
-  grid = jax.tree.map(np.asarray, evaluate(program, params, jnp.tile(keys, 2), mesh=None,
-                                           setting_ids=np.repeat(np.arange(2), LENGTH)))
-  _same_episodes(jax.tree.map(lambda x: x[:LENGTH], grid), runs[MODE, "reset"])
-  alone = make_episode(env, wm, build.mode_config(cfg, "predfirst"), record_frames=False)
-  alone = jax.jit(jax.vmap(lambda k: alone.run(params, k)))(keys)
-  _same_episodes(jax.tree.map(lambda x: x[LENGTH:], grid), jax.tree.map(np.asarray, alone))
-  with pytest.raises(ValueError, match="name a spec in every setting or in none"):
-    make_episode(env, wm, adaptive, settings=[settings[0], adaptation.setting_of(adaptive)])
-
-
-def test_a_grid_of_buffers_equals_each_buffer_alone(tiny, runs):
-  """Settings naming buffers: one 5-slot buffer serves the config's recent-5 and hard-2 (2 slots in use,
-  rescored at every replan); each cell equals its buffer run alone."""
-  cfg, env, wm, params = tiny
-  adaptive = build.mode_config(cfg, MODE)
-  assert (adaptive.adapt.buffer, adaptive.adapt.buffer_size, adaptive.adapt.buffer_weighting) == (
-      "recent", 5, "uniform")
-  settings = [adaptation.setting_of(adaptive, buffer="recent"),
-              adaptation.setting_of(adaptive, buffer="hard", buffer_size=2)]
-  program = make_episode(env, wm, adaptive, record_frames=False, settings=settings)
-  keys = sequence_keys(jax.random.key(3), LENGTH)
-  grid = jax.tree.map(np.asarray, evaluate(program, params, jnp.tile(keys, 2), mesh=None,
-                                           setting_ids=np.repeat(np.arange(2), LENGTH)))
-  _same_episodes(jax.tree.map(lambda x: x[:LENGTH], grid), runs[MODE, "reset"])
-  hard = build.mode_config(cfg, MODE)
-  hard.adapt.update(buffer="hard", buffer_size=2)
-  alone = make_episode(env, wm, hard, record_frames=False)
-  alone = jax.jit(jax.vmap(lambda k: alone.run(params, k)))(keys)
-  _same_episodes(jax.tree.map(lambda x: x[LENGTH:], grid), jax.tree.map(np.asarray, alone))
-  with pytest.raises(ValueError, match="name a buffer in every setting or in none"):
-    make_episode(env, wm, adaptive, settings=[settings[1], adaptation.setting_of(adaptive)])
-  with pytest.raises(ValueError, match="'hard' policy"):
-    adaptation.setting_of(adaptive, buffer="hard", buffer_weighting="merged")
