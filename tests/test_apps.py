@@ -187,6 +187,89 @@ def test_data_scale_tiny_grid_runs_and_resumes(tmp_path):
     assert list(csv.DictReader(f)) == rows
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--groups=unseen:"], "--groups item 'unseen:': write `name:cond+cond` or one condition"),
+    (["--groups=a:clean,a:blur"], "the name 'a' is used twice"),
+    (["--groups=blurr"], "Unknown shift 'blurr'"),
+    (["--train_seeds=0,0"], "--train_seeds=0,0: give distinct seeds >= 0"),
+    (["--eval_seeds=x"], "--eval_seeds takes integers"),
+    (["--modes=frozen"], "--modes=frozen: give 'frozen' and at least one adaptation spec"),
+    (["--reuse={tmp}/missing"], "No checkpoint found under"),
+])
+def test_training_seeds_bad_input_is_one_line(tmp_path, args, message):
+  r = _run("training_seeds.py", "--config=adajepa_jax/configs/pointmaze.py:tiny", f"--workdir={tmp_path}/t",
+           *[a.format(tmp=tmp_path) for a in args])
+  lines = r.stderr.strip().splitlines()
+  assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+  assert not os.path.exists(tmp_path / "t" / "data")
+
+
+def test_training_seeds_rows_pool_groups_and_evaluation_seeds():
+  """Hand-made runs (1 seed x 2 episodes) of 2 models on evaluation seeds 0 and 1, the group 'both' pooling
+  clean and blur: model 0 gains +75 (0 -> 6 of 8 episodes), model 1 +12.5 (4 -> 5 of 8); across the two models
+  mean 43.75, sd 62.5 / sqrt(2)."""
+  code = """
+import json, sys
+sys.path.insert(0, "experiments")
+import training_seeds
+from adajepa_jax.eval.summary import RunSummary
+def run(cond, mode, outcomes, e):
+  return RunSummary.from_json({"condition": cond, "mode": mode, "planner": "cem", "replans": 20, "seeds": 1,
+      "episodes_per_seed": 2, "eval_seed": e, "settings": {"plan": {}, "adapt": {}, "checkpoint": None},
+      "success_any": {"mean": 0.0, "ci95": 0.0, "per_seed": [], "episodes": 2},
+      "episodes": {"success_any": outcomes}})
+wins = {0: {0: {"clean": [1, 1], "blur": [1, 0]}, 1: {"clean": [0, 1], "blur": [1, 1]}},
+        1: {0: {"clean": [1, 0], "blur": [0, 0]}, 1: {"clean": [1, 0], "blur": [0, 1]}}}
+results = {s: {e: {} for e in (0, 1)} for s in (0, 1)}
+for s in (0, 1):
+  for e in (0, 1):
+    for c in ("clean", "blur"):
+      results[s][e][c, "frozen"] = run(c, "frozen", [0, 0] if s == 0 else [1, 0], e)
+      results[s][e][c, "predlast"] = run(c, "predlast", wins[s][e][c] if s == 0 else
+                                         [max(a, b) for a, b in zip(wins[s][e][c], [1, 0])], e)
+rows = training_seeds.table_rows(results, {"both": ["clean", "blur"]}, [0, 1], ["frozen", "predlast"], 1)
+print(json.dumps([(r["model"], r["episodes"], r["frozen_mean"], r["adaptive_mean"], r["diff_mean"], r["diff_sd"])
+                  for r in rows]))
+"""
+  import json
+  import math
+  r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr
+  rows = json.loads(r.stdout.strip().splitlines()[-1])
+  assert [row[:5] for row in rows[:2]] == [["seed 0", 8, 0.0, 75.0, 75.0], ["seed 1", 8, 50.0, 62.5, 12.5]]
+  assert rows[2][0] == "across 2 models" and rows[2][4] == 43.75
+  assert math.isclose(rows[2][5], 62.5 / math.sqrt(2))
+
+
+@pytest.mark.slow
+def test_training_seeds_tiny_runs_reuses_and_resumes(tmp_path, tiny_maze_model):
+  """Seed 0 is the tiny maze model (reused), seed 1 trains here on shared data; 2 groups x 2 evaluation seeds.
+  A reused model of another recipe is refused; the rerun reuses every stage."""
+  import csv
+  args = ["--config=adajepa_jax/configs/pointmaze.py:tiny", f"--workdir={tmp_path}/t", "--train_seeds=0,1",
+          "--groups=clean,both:clean+low_mass", "--eval_seeds=0,1", "--modes=frozen,predlast",
+          f"--reuse={tiny_maze_model}"]
+  bad = _run("training_seeds.py", *args, "--config.train.steps=7")
+  assert bad.returncode == 2 and "not the same recipe as --config (train.steps: 7 vs 20)" in bad.stderr, bad.stderr
+  r = _run("training_seeds.py", *args)
+  assert r.returncode == 0, r.stderr
+  with open(tmp_path / "t" / "training_seeds.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [(row["group"], row["model"]) for row in rows] == [
+      (g, m) for g in ("clean", "both") for m in ("seed 0", "seed 1", "across 2 models")]
+  assert [row["episodes"] for row in rows] == ["8", "8", "", "16", "16", ""]   # 2 x 2 episodes x 2 eval seeds
+  assert not os.path.exists(tmp_path / "t" / "seed0" / "checkpoints")      # reused, not trained
+  assert os.path.isdir(tmp_path / "t" / "seed1" / "checkpoints")
+  assert os.path.getsize(tmp_path / "t" / "training_seeds.png") > 0
+  result = tmp_path / "t" / "seed1" / "eval_seed1" / "results" / "low_mass__frozen.json"
+  mtime = os.path.getmtime(result)
+  again = _run("training_seeds.py", *args)
+  assert again.returncode == 0, again.stderr
+  assert os.path.getmtime(result) == mtime
+  with open(tmp_path / "t" / "training_seeds.csv") as f:
+    assert list(csv.DictReader(f)) == rows
+
+
 def test_paired_runs_at_a_smaller_budget(tmp_path):
   """From per-episode first successes: within 2 replans, a succeeds on episodes 0, 4 and b on 0, 1, 5."""
   import json

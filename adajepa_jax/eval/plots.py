@@ -1,4 +1,5 @@
-"""Figures: success-vs-replan curves, maze trajectories, heatmaps, and GIFs of episodes beside their goal."""
+"""Figures: success-vs-replan curves, maze trajectories, heatmaps, paired gains with their intervals, and GIFs
+of episodes beside their goal."""
 from typing import Mapping, Sequence, Union
 
 import imageio.v2 as imageio
@@ -84,6 +85,28 @@ def plot_heatmaps(grids: Mapping[str, npt.ArrayLike], row_labels: Sequence[str],
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(name, fontsize=9)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_paired_gains(gains: Mapping[str, Sequence[tuple[str, float, float, float]]], path: str,
+                      title: str = "") -> None:
+  """gains: {panel title: [(label, mean, low, high)]} paired differences (points) with their intervals -> one
+  PNG, a panel per entry, a point with its interval per label and a line at 0."""
+  n = len(gains)
+  fig, axes = plt.subplots(1, n, figsize=(n * 3.2 + 0.5, 3.2), squeeze=False)
+  for ax, (name, items) in zip(axes[0], gains.items()):
+    x = np.arange(len(items))
+    mean = np.array([m for _, m, _, _ in items])
+    err = np.array([[m - lo, hi - m] for _, m, lo, hi in items]).T
+    ax.errorbar(x, mean, yerr=err, fmt="o", capsize=4)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(x, [label for label, _, _, _ in items])
+    ax.set_ylabel("adaptive - frozen (points)")
+    ax.set_title(name, fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
