@@ -105,6 +105,7 @@ def run_grid(config, params, specs, scales, steps, buffers=None):
   """success_any int[G, C, E] of the grid (G = `cells`; specs None: frozen, G = 1)."""
   import jax.numpy as jnp
   import numpy as np
+  from tqdm import tqdm
 
   from adajepa_jax import adaptation
   from adajepa_jax.envs import shifts
@@ -125,8 +126,10 @@ def run_grid(config, params, specs, scales, steps, buffers=None):
   keys, condition_ids = with_conditions(episode_keys(config.eval.seed, config.eval.seeds, config.eval.episodes),
                                         len(conditions))                                    # [C * E]
   n = keys.shape[0]
-  result = evaluate(program, params, jnp.tile(keys, g), np.tile(condition_ids, g),
-                    batch_size=config.eval.batch_size, setting_ids=np.repeat(np.arange(g), n))
+  with tqdm(total=g * n, desc="frozen" if specs is None else f"{g} settings", unit="episode") as bar:
+    result = evaluate(program, params, jnp.tile(keys, g), np.tile(condition_ids, g),
+                      batch_size=config.eval.batch_size, setting_ids=np.repeat(np.arange(g), n),
+                      progress=bar.update)
   return np.asarray(result.success_any).reshape(g, len(conditions), -1).astype(int)
 
 

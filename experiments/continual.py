@@ -53,6 +53,7 @@ def run_variant(config, params, variant, mode):
   import jax
   import jax.numpy as jnp
   import numpy as np
+  from tqdm import tqdm
 
   from adajepa_jax.envs import shifts
   from adajepa_jax.eval import build
@@ -69,7 +70,10 @@ def run_variant(config, params, variant, mode):
     condition_ids = np.repeat(condition_ids, k)
   else:
     program = make_continual(program, k, keep_buffer=variant == "continual_buffer")
-  result = evaluate(program, params, keys, jnp.asarray(condition_ids), batch_size=config.eval.batch_size)
+  unit = "episode" if variant in ("frozen", "reset") else "sequence"
+  with tqdm(total=keys.shape[0], desc=variant, unit=unit) as bar:
+    result = evaluate(program, params, keys, jnp.asarray(condition_ids), batch_size=config.eval.batch_size,
+                      progress=bar.update)
   return {"success_any": np.asarray(result.success_any).reshape(c, s, k).astype(int),
           "pred_error_first": np.asarray(result.per_replan["pred_error_before"])[..., 0].reshape(c, s, k)}
 
