@@ -15,7 +15,7 @@ shift (the evaluation seed `config.eval.seed`), the same for every cell and for 
 <workdir>/runs/<variant>.json (per-episode success of every cell; frozen.json for the baseline; reused on a
 rerun with the same settings, so an interrupted grid resumes by variant), ablate.{csv,md} (one row per variant,
 shift and cell: success, paired difference vs frozen with its t and bootstrap 95% intervals, and vs the default
-cell: lr scale 1 with the config's `adapt.steps`, same layer set and buffer) and
+cell: lr scale 1 with the config's `adapt.steps`, the config's layer set and buffer where the grid has them) and
 ablate_<variant>.png (heatmaps of the paired gain over lr scale x steps, one per shift, spec and buffer).
 """
 import json
@@ -133,15 +133,22 @@ def run_grid(config, params, specs, scales, steps, buffers=None):
   return np.asarray(result.success_any).reshape(g, len(conditions), -1).astype(int)
 
 
-def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps):
+def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps, default_buffer=None):
   """One row per variant, shift and cell: success (t 95% over seeds), the paired difference vs frozen, and
-  the paired difference vs the variant's default cell of the same spec and buffer (lr scale 1, the config's
-  `adapt.steps`; empty when the grid lacks it). frozen: int[1, C, E]; grids: {variant: int[G, C, E]}."""
+  the paired difference vs the variant's default cell (lr scale 1, the config's `adapt.steps`; the config's
+  layer set when the grid has it, else the cell's own, and likewise the buffer `default_buffer`, the label of
+  the config's buffer; empty when the grid lacks that cell). frozen: int[1, C, E]; grids: {variant:
+  int[G, C, E]}."""
   from adajepa_jax.eval import metrics
   seeds = config.eval.seeds
   grid_cells = cells(specs, buffers, scales, steps)
-  default = {(p, b): grid_cells.index((p, b, s, n)) for p, b, s, n in grid_cells
-             if s == 1.0 and n == config.adapt.steps}
+  index = {cell: i for i, cell in enumerate(grid_cells)}
+
+  def default_of(p, b):
+    p = config.adapt.spec if config.adapt.spec in specs else p
+    b = default_buffer if default_buffer in (buffers or []) else b
+    return index.get((p, b, 1.0, int(config.adapt.steps)))
+
   rows = []
   for ci, cond in enumerate(shift_names):
     f = metrics.seed_summary(frozen[0, ci], seeds)
@@ -154,7 +161,7 @@ def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps
       for gi, (p, b, s, n) in enumerate(grid_cells):
         a = metrics.seed_summary(grid[gi, ci], seeds)
         d = metrics.paired_difference(grid[gi, ci], frozen[0, ci], seeds)
-        di = default.get((p, b))
+        di = default_of(p, b)
         v = (metrics.paired_difference(grid[gi, ci], grid[di, ci], seeds)
              if di is not None and di != gi else None)
         rows.append({"variant": variant, "shift": cond, "spec": p, "buffer": b, "lr_scale": s, "steps": n,
@@ -240,7 +247,10 @@ def main(argv):
     grids[name] = load_or_run(os.path.join(runs_dir, f"{name}.json"),
                               run_settings(cfg, specs, name, overrides, scales, steps, buffers),
                               lambda cfg=cfg: run_grid(cfg, params, specs, scales, steps, buffers))
-  rows = table_rows(frozen, grids, config, list(FLAGS.shifts), specs, labels, scales, steps)
+  default_buffer = next((label for label, b in (buffers or {}).items()
+                         if b == {"buffer": config.adapt.buffer, "buffer_size": int(config.adapt.buffer_size),
+                                  "buffer_weighting": config.adapt.buffer_weighting}), None)
+  rows = table_rows(frozen, grids, config, list(FLAGS.shifts), specs, labels, scales, steps, default_buffer)
   columns = ["variant", "shift", "spec", "buffer", "lr_scale", "steps", "budget", "episodes", "success_mean",
              "diff_vs_frozen_mean", "diff_boot95", "diff_vs_default_mean", "diff_vs_default_boot95"]
   print(report.write_table(rows, os.path.join(FLAGS.workdir, "ablate"), columns))
