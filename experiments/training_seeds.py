@@ -121,7 +121,8 @@ def table_rows(results, groups, eval_seeds, modes, seeds):
         rows.append({"group": name, "mode": m, "model": f"seed {s}", "episodes": len(f),
                      "frozen_mean": sf["mean"], "frozen_ci95": sf["ci95"], "adaptive_mean": sa["mean"],
                      "adaptive_ci95": sa["ci95"], "diff_mean": d["mean"], "diff_ci95": d["ci95"],
-                     "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]", "diff_sd": float("nan")})
+                     "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]", "diff_boot_lo": d["boot_lo"],
+                     "diff_boot_hi": d["boot_hi"], "diff_sd": float("nan"), "diff_range": ""})
       means = np.array([d["mean"] for d in gains[name, m]])
       k = len(means)
       sd = float(means.std(ddof=1)) if k > 1 else float("nan")
@@ -129,7 +130,8 @@ def table_rows(results, groups, eval_seeds, modes, seeds):
                    "frozen_mean": float("nan"), "frozen_ci95": float("nan"), "adaptive_mean": float("nan"),
                    "adaptive_ci95": float("nan"), "diff_mean": float(means.mean()),
                    "diff_ci95": metrics.t_quantile_975(k - 1) * sd / np.sqrt(k) if k > 1 else float("nan"),
-                   "diff_boot95": f"range [{means.min():.1f}, {means.max():.1f}]", "diff_sd": sd})
+                   "diff_boot95": "", "diff_boot_lo": float("nan"), "diff_boot_hi": float("nan"), "diff_sd": sd,
+                   "diff_range": f"[{means.min():.1f}, {means.max():.1f}]"})
   return rows
 
 
@@ -172,13 +174,13 @@ def main(argv):
       results[s][e] = {(r.condition, r.mode): r for r in done}
   rows = table_rows(results, groups, eval_seeds, modes, int(base.eval.seeds))
   columns = ["group", "mode", "model", "episodes", "frozen_mean", "adaptive_mean", "diff_mean", "diff_boot95",
-             "diff_sd"]
+             "diff_sd", "diff_range"]
   print(report.write_table(rows, os.path.join(FLAGS.workdir, "training_seeds"), columns))
   gains = {}
   for r in rows:
     if r["model"].startswith("seed"):
-      lo, hi = (float(x) for x in r["diff_boot95"].strip("[]").split(","))
-      gains.setdefault(f"{r['group']}, {r['mode']}", []).append((r["model"], r["diff_mean"], lo, hi))
+      gains.setdefault(f"{r['group']}, {r['mode']}", []).append(
+          (r["model"], r["diff_mean"], r["diff_boot_lo"], r["diff_boot_hi"]))
   path = os.path.join(FLAGS.workdir, "training_seeds.png")
   plots.plot_paired_gains(gains, path, title=f"{base.task.name}: adaptive - frozen per training run")
   print(f"wrote {path}")
