@@ -14,8 +14,9 @@ scale, for the predictor and the encoder alike. Episodes: `config.eval.seeds x c
 shift (the evaluation seed `config.eval.seed`), the same for every cell and for frozen. Writes
 <workdir>/runs/<variant>.json (per-episode success of every cell; frozen.json for the baseline; reused on a
 rerun with the same settings, so an interrupted grid resumes by variant), ablate.{csv,md} (one row per variant,
-shift and cell: success, paired difference vs frozen with its t and bootstrap 95% intervals, and vs the default
-cell: lr scale 1 with the config's `adapt.steps`, the config's layer set and buffer where the grid has them) and
+shift and cell, and with several shifts also per cell on shift 'pooled', every shift's episodes pooled per
+seed: success, paired difference vs frozen with its t and bootstrap 95% intervals, and vs the default cell: lr
+scale 1 with the config's `adapt.steps`, the config's layer set and buffer where the grid has them) and
 ablate_<variant>.png (heatmaps of the paired gain over lr scale x steps, one per shift, spec and buffer).
 """
 import json
@@ -133,14 +134,27 @@ def run_grid(config, params, specs, scales, steps, buffers=None):
   return np.asarray(result.success_any).reshape(g, len(conditions), -1).astype(int)
 
 
+POOLED = "pooled"   # the shift name of the rows that pool every shift's episodes per seed
+
+
+def pooled(outcomes, seeds):
+  """The conditions' episodes pooled per seed, seed-major: int[G, C, S * E] -> int[G, 1, S * C * E]."""
+  g, c, n = outcomes.shape
+  return outcomes.reshape(g, c, seeds, n // seeds).transpose(0, 2, 1, 3).reshape(g, 1, -1)
+
+
 def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps, default_buffer=None):
   """One row per variant, shift and cell: success (t 95% over seeds), the paired difference vs frozen, and
   the paired difference vs the variant's default cell (lr scale 1, the config's `adapt.steps`; the config's
   layer set when the grid has it, else the cell's own, and likewise the buffer `default_buffer`, the label of
-  the config's buffer; empty when the grid lacks that cell). frozen: int[1, C, E]; grids: {variant:
-  int[G, C, E]}."""
+  the config's buffer; empty when the grid lacks that cell). With several shifts, the rows of shift
+  `POOLED` follow: every shift's episodes pooled per seed (a shift family, as the paper's Fig. 8).
+  frozen: int[1, C, E]; grids: {variant: int[G, C, E]}."""
   from adajepa_jax.eval import metrics
   seeds = config.eval.seeds
+  shifts = [(cond, frozen[:, ci], {v: g[:, ci] for v, g in grids.items()}) for ci, cond in enumerate(shift_names)]
+  if len(shift_names) > 1:   # a shift family: its episodes pooled per seed
+    shifts.append((POOLED, pooled(frozen, seeds)[:, 0], {v: pooled(g, seeds)[:, 0] for v, g in grids.items()}))
   grid_cells = cells(specs, buffers, scales, steps)
   index = {cell: i for i, cell in enumerate(grid_cells)}
 
@@ -150,19 +164,19 @@ def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps
     return index.get((p, b, 1.0, int(config.adapt.steps)))
 
   rows = []
-  for ci, cond in enumerate(shift_names):
-    f = metrics.seed_summary(frozen[0, ci], seeds)
+  for cond, frozen_c, grids_c in shifts:   # frozen_c: int[1, E]; grids_c: {variant: int[G, E]}
+    f = metrics.seed_summary(frozen_c[0], seeds)
     rows.append({"variant": "-", "shift": cond, "spec": "frozen", "buffer": "", "lr_scale": "", "steps": "",
                  "budget": f"{config.eval.replans}x1", "episodes": f["episodes"], "success_mean": f["mean"],
                  "success_ci95": f["ci95"], "diff_vs_frozen_mean": float("nan"),
                  "diff_vs_frozen_ci95": float("nan"), "diff_boot95": "", "diff_vs_default_mean": float("nan"),
                  "diff_vs_default_boot95": ""})
-    for variant, grid in grids.items():
+    for variant, grid in grids_c.items():
       for gi, (p, b, s, n) in enumerate(grid_cells):
-        a = metrics.seed_summary(grid[gi, ci], seeds)
-        d = metrics.paired_difference(grid[gi, ci], frozen[0, ci], seeds)
+        a = metrics.seed_summary(grid[gi], seeds)
+        d = metrics.paired_difference(grid[gi], frozen_c[0], seeds)
         di = default_of(p, b)
-        v = (metrics.paired_difference(grid[gi, ci], grid[di, ci], seeds)
+        v = (metrics.paired_difference(grid[gi], grid[di], seeds)
              if di is not None and di != gi else None)
         rows.append({"variant": variant, "shift": cond, "spec": p, "buffer": b, "lr_scale": s, "steps": n,
                      "budget": f"{config.eval.replans}x1", "episodes": a["episodes"], "success_mean": a["mean"],

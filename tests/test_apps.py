@@ -405,6 +405,38 @@ print(json.dumps([(r["spec"], r["buffer"], r["diff_vs_default_mean"]) for r in r
   assert cross[3][:2] == ["predlast", "recent:5"] and math.isnan(cross[3][2])
 
 
+def test_ablate_pools_a_shift_family_per_seed():
+  """Two shifts x 2 seeds x 2 episodes: shift A's cell wins both seed-0 episodes, shift B's likewise, frozen
+  none. Pooled per seed, seed 0 wins 4 of 4 and seed 1 none: per-seed gains 100 and 0 (pooling shift-major
+  would give 50 and 50). The pooled rows follow the per-shift rows, with all 8 episodes."""
+  code = """
+import json, sys
+sys.path.insert(0, "experiments")
+import ablate
+import numpy as np
+from adajepa_jax.configs import pointmaze
+cfg = pointmaze.get_config("tiny")
+cfg.eval.seeds = 2
+frozen = np.zeros((1, 2, 4), int)
+grid = np.array([[[1, 1, 0, 0], [1, 1, 0, 0]]])
+print(json.dumps(ablate.pooled(grid, 2).tolist()))
+rows = ablate.table_rows(frozen, {"base": grid}, cfg, ["A", "B"], ["predlast"], None, [1.0], [1])
+print(json.dumps([(r["shift"], r["spec"], r["episodes"], r["diff_vs_frozen_mean"], r["diff_boot95"],
+                   r["diff_vs_frozen_ci95"]) for r in rows]))
+"""
+  import json
+  r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr
+  pooled, rows = (json.loads(line) for line in r.stdout.strip().splitlines()[-2:])
+  assert pooled == [[[1, 1, 1, 1, 0, 0, 0, 0]]]
+  assert [row[:3] for row in rows] == [["A", "frozen", 4], ["A", "predlast", 4], ["B", "frozen", 4],
+                                       ["B", "predlast", 4], ["pooled", "frozen", 8], ["pooled", "predlast", 8]]
+  assert [row[3] for row in rows[1::2]] == [50.0, 50.0, 50.0]
+  # Per seed: seed 0 always +100 and seed 1 always 0 under resampling, so the bootstrap is exactly 50 and the
+  # t interval over the two seeds is wide; shift-major pooling would give seeds of 50 each: t interval 0.
+  assert rows[5][4] == "[50.0, 50.0]" and rows[5][5] > 100
+
+
 @pytest.mark.slow
 def test_ablate_tiny_grid_runs_and_resumes(tmp_path, tiny_maze_model):
   """2 layer sets x 2 buffers x 2 lr scales x 2 step counts x 2 variants (one an untraceable override) on 2
