@@ -440,21 +440,23 @@ print(json.dumps([(r["shift"], r["spec"], r["episodes"], r["diff_vs_frozen_mean"
 @pytest.mark.slow
 def test_ablate_tiny_grid_runs_and_resumes(tmp_path, tiny_maze_model):
   """2 layer sets x 2 buffers x 2 lr scales x 2 step counts x 2 variants (one an untraceable override) on 2
-  shifts x 2 x 2 episodes; the rerun reuses the frozen run and both grids."""
+  shifts x 2 x 2 episodes; the set that adapts the encoder trunk runs as a second program, its cells still in
+  the order of --specs. The rerun reuses the frozen run and both grids."""
   import csv
   args = [f"--config=adajepa_jax/configs/stored.py:{tiny_maze_model}", f"--workdir={tmp_path}/a",
-          "--shifts=clean,low_mass", "--specs=predlast+enclast,predfirst", "--buffers=recent,hard:2",
+          "--shifts=clean,low_mass", "--specs=predlast+encfirst,predfirst", "--buffers=recent,hard:2",
           "--lr_scales=1,5", "--steps=1,2", "--variants=base:;keep_moments:adapt.reset_optimizer=False"]
   r = _run("ablate.py", *args)
   assert r.returncode == 0, r.stderr
   with open(tmp_path / "a" / "ablate.csv") as f:
     rows = list(csv.DictReader(f))
-  assert len(rows) == 2 * (1 + 2 * 2 * 2 * 4)
+  assert "program 1 of 2: predfirst" in r.stdout and "program 2 of 2: predlast+encfirst" in r.stdout, r.stdout
+  assert len(rows) == 3 * (1 + 2 * 2 * 2 * 4)   # clean, low_mass, pooled
   assert [(row["variant"], row["spec"], row["buffer"], row["lr_scale"], row["steps"]) for row in rows[:3]] == [
-      ("-", "frozen", "", "", ""), ("base", "predlast+enclast", "recent", "1.0", "1"),
-      ("base", "predlast+enclast", "recent", "1.0", "2")]
+      ("-", "frozen", "", "", ""), ("base", "predlast+encfirst", "recent", "1.0", "1"),
+      ("base", "predlast+encfirst", "recent", "1.0", "2")]
   assert rows[5]["buffer"] == "hard:2" and rows[9]["spec"] == "predfirst"
-  assert all(row["episodes"] == "4" for row in rows)
+  assert all(row["episodes"] == ("8" if row["shift"] == "pooled" else "4") for row in rows)
   assert os.path.getsize(tmp_path / "a" / "ablate_keep_moments.png") > 0
   again = _run("ablate.py", *args)
   assert again.returncode == 0 and again.stdout.count("reused") == 3, again.stdout
