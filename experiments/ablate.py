@@ -138,12 +138,6 @@ def run_grid(config, params, specs, scales, steps, buffers=None):
 POOLED = "pooled"   # the shift name of the rows that pool every shift's episodes per seed
 
 
-def pooled(outcomes, seeds):
-  """The conditions' episodes pooled per seed, seed-major: int[G, C, S * E] -> int[G, 1, S * C * E]."""
-  g, c, n = outcomes.shape
-  return outcomes.reshape(g, c, seeds, n // seeds).transpose(0, 2, 1, 3).reshape(g, 1, -1)
-
-
 def trunk_groups(config, params, specs):
   """The specs split into programs: those that keep the encoder trunk frozen, then those that adapt it.
 
@@ -159,8 +153,8 @@ def trunk_groups(config, params, specs):
     cfg = build.mode_config(config, p)
     shapes = jax.eval_shape(lambda: adaptation.add_adapters(cfg, params, jax.random.key(0)))
     return adaptation.adapts_encoder_trunk(adaptation.resolve(p, shapes))
-  trunk = [adapts_trunk(p) for p in specs]
-  return [g for g in ([p for p, t in zip(specs, trunk) if not t], [p for p, t in zip(specs, trunk) if t]) if g]
+  trunk = {p: adapts_trunk(p) for p in specs}
+  return [g for g in ([p for p in specs if not trunk[p]], [p for p in specs if trunk[p]]) if g]
 
 
 def run_specs(config, params, specs, scales, steps, buffers=None):
@@ -169,10 +163,10 @@ def run_specs(config, params, specs, scales, steps, buffers=None):
   per_spec = len(buffers or [1]) * len(scales) * len(steps)   # cells are spec-major
   outcomes = {}
   groups = trunk_groups(config, params, specs)
-  for i, group in enumerate(groups):
-    print(f"program {i + 1} of {len(groups)}: {', '.join(group)}", flush=True)
+  for number, group in enumerate(groups, 1):
+    print(f"program {number} of {len(groups)}: {', '.join(group)}", flush=True)
     grid = run_grid(config, params, group, scales, steps, buffers)
-    outcomes.update({p: grid[i * per_spec:(i + 1) * per_spec] for i, p in enumerate(group)})
+    outcomes.update({p: grid[k * per_spec:(k + 1) * per_spec] for k, p in enumerate(group)})
   return np.concatenate([outcomes[p] for p in specs])
 
 
@@ -183,11 +177,14 @@ def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps
   the config's buffer; empty when the grid lacks that cell). With several shifts, the rows of shift
   `POOLED` follow: every shift's episodes pooled per seed (a shift family, as the paper's Fig. 8).
   frozen: int[1, C, E]; grids: {variant: int[G, C, E]}."""
+  import numpy as np
+
   from adajepa_jax.eval import metrics
   seeds = config.eval.seeds
-  shifts = [(cond, frozen[:, ci], {v: g[:, ci] for v, g in grids.items()}) for ci, cond in enumerate(shift_names)]
+  shifts = [(cond, frozen[0, ci], {v: g[:, ci] for v, g in grids.items()}) for ci, cond in enumerate(shift_names)]
   if len(shift_names) > 1:   # a shift family: its episodes pooled per seed
-    shifts.append((POOLED, pooled(frozen, seeds)[:, 0], {v: pooled(g, seeds)[:, 0] for v, g in grids.items()}))
+    pool = lambda per_shift: metrics.pool_runs(list(per_shift), seeds)   # [C, S * E] -> [S * C * E]
+    shifts.append((POOLED, pool(frozen[0]), {v: np.stack([pool(cell) for cell in g]) for v, g in grids.items()}))
   grid_cells = cells(specs, buffers, scales, steps)
   index = {cell: i for i, cell in enumerate(grid_cells)}
 
@@ -197,8 +194,8 @@ def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps
     return index.get((p, b, 1.0, int(config.adapt.steps)))
 
   rows = []
-  for cond, frozen_c, grids_c in shifts:   # frozen_c: int[1, E]; grids_c: {variant: int[G, E]}
-    f = metrics.seed_summary(frozen_c[0], seeds)
+  for cond, frozen_c, grids_c in shifts:   # frozen_c: [E]; grids_c: {variant: [G, E]}
+    f = metrics.seed_summary(frozen_c, seeds)
     rows.append({"variant": "-", "shift": cond, "spec": "frozen", "buffer": "", "lr_scale": "", "steps": "",
                  "budget": f"{config.eval.replans}x1", "episodes": f["episodes"], "success_mean": f["mean"],
                  "success_ci95": f["ci95"], "diff_vs_frozen_mean": float("nan"),
@@ -207,7 +204,7 @@ def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps
     for variant, grid in grids_c.items():
       for gi, (p, b, s, n) in enumerate(grid_cells):
         a = metrics.seed_summary(grid[gi], seeds)
-        d = metrics.paired_difference(grid[gi], frozen_c[0], seeds)
+        d = metrics.paired_difference(grid[gi], frozen_c, seeds)
         di = default_of(p, b)
         v = (metrics.paired_difference(grid[gi], grid[di], seeds)
              if di is not None and di != gi else None)
