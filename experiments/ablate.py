@@ -16,8 +16,9 @@ shift (the evaluation seed `config.eval.seed`), the same for every cell and for 
 <workdir>/runs/<variant>.json (per-episode success of every cell; frozen.json for the baseline; reused on a
 rerun with the same settings, so an interrupted grid resumes by variant), ablate.{csv,md} (one row per variant,
 shift and cell, and with several shifts also per cell on shift 'pooled', every shift's episodes pooled per
-seed: success, paired difference vs frozen with its t and bootstrap 95% intervals, and vs the default cell: lr
-scale 1 with the config's `adapt.steps`, the config's layer set and buffer where the grid has them) and
+seed: success, paired difference vs frozen with its t and bootstrap 95% intervals, and vs the default cell of
+the first variant: lr scale 1 with the config's `adapt.steps`, the config's layer set and buffer where the grid
+has them; so a variant's cells are compared with the default setting too) and
 ablate_<variant>.png (heatmaps of the paired gain over lr scale x steps, one per shift, spec and buffer).
 """
 import json
@@ -172,9 +173,9 @@ def run_specs(config, params, specs, scales, steps, buffers=None):
 
 def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps, default_buffer=None):
   """One row per variant, shift and cell: success (t 95% over seeds), the paired difference vs frozen, and
-  the paired difference vs the variant's default cell (lr scale 1, the config's `adapt.steps`; the config's
-  layer set when the grid has it, else the cell's own, and likewise the buffer `default_buffer`, the label of
-  the config's buffer; empty when the grid lacks that cell). With several shifts, the rows of shift
+  the paired difference vs the default cell of the first variant (lr scale 1, the config's `adapt.steps`; the
+  config's layer set when the grid has it, else the cell's own, and likewise the buffer `default_buffer`, the
+  label of the config's buffer; empty for that cell itself and when the grid lacks it). With several shifts, the rows of shift
   `POOLED` follow: every shift's episodes pooled per seed (a shift family, as the paper's Fig. 8).
   frozen: int[1, C, E]; grids: {variant: int[G, C, E]}."""
   import numpy as np
@@ -201,13 +202,14 @@ def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps
                  "success_ci95": f["ci95"], "diff_vs_frozen_mean": float("nan"),
                  "diff_vs_frozen_ci95": float("nan"), "diff_boot95": "", "diff_vs_default_mean": float("nan"),
                  "diff_vs_default_boot95": ""})
+    first = next(iter(grids_c))
     for variant, grid in grids_c.items():
       for gi, (p, b, s, n) in enumerate(grid_cells):
         a = metrics.seed_summary(grid[gi], seeds)
         d = metrics.paired_difference(grid[gi], frozen_c, seeds)
         di = default_of(p, b)
-        v = (metrics.paired_difference(grid[gi], grid[di], seeds)
-             if di is not None and di != gi else None)
+        v = (metrics.paired_difference(grid[gi], grids_c[first][di], seeds)
+             if di is not None and (variant, gi) != (first, di) else None)
         rows.append({"variant": variant, "shift": cond, "spec": p, "buffer": b, "lr_scale": s, "steps": n,
                      "budget": f"{config.eval.replans}x1", "episodes": a["episodes"], "success_mean": a["mean"],
                      "success_ci95": a["ci95"], "diff_vs_frozen_mean": d["mean"], "diff_vs_frozen_ci95": d["ci95"],

@@ -373,7 +373,8 @@ def test_ablate_rows_pair_each_cell_with_frozen_and_the_default_cell():
   """Hand-made outcomes (1 seed x 4 episodes, one shift), lr scales 1, 2 x steps 1, 2: frozen wins 1 of 4, the
   default cell (x1, 1 step) 2, the others 3 or 4. Each cell is paired with frozen and with the default cell;
   the default cell itself has no second difference. The same outcomes as layer sets x buffers: the default
-  is the config's set with the config's buffer (the fourth cell, 3 of 4 wins)."""
+  is the config's set with the config's buffer (the fourth cell, 3 of 4 wins). A second variant's cells,
+  its own default cell included, are paired with the first variant's default cell."""
   code = """
 import json, sys
 sys.path.insert(0, "experiments")
@@ -384,9 +385,10 @@ cfg = pointmaze.get_config("tiny")
 cfg.eval.seeds = 1
 frozen = np.array([[[1, 0, 0, 0]]])
 grid = np.array([[[1, 1, 0, 0]], [[1, 1, 1, 0]], [[1, 1, 1, 1]], [[0, 1, 1, 1]]])   # (1,1) (1,2) (2,1) (2,2)
-rows = ablate.table_rows(frozen, {"base": grid}, cfg, ["clean"], ["predlast"], None, [1.0, 2.0], [1, 2])
-print(json.dumps([(r["spec"], r["lr_scale"], r["steps"], r["diff_vs_frozen_mean"], r["diff_vs_default_mean"])
-                  for r in rows]))
+rows = ablate.table_rows(frozen, {"base": grid, "other": grid[::-1]}, cfg, ["clean"], ["predlast"], None,
+                        [1.0, 2.0], [1, 2])
+print(json.dumps([(r["variant"], r["spec"], r["lr_scale"], r["steps"], r["diff_vs_frozen_mean"],
+                   r["diff_vs_default_mean"]) for r in rows]))
 cfg.adapt.spec = "predlast"   # layer sets x buffers: the config's set and buffer are the default cell
 rows = ablate.table_rows(frozen, {"base": grid}, cfg, ["clean"], ["predfirst", "predlast"], ["hard:5", "recent:5"],
                          [1.0], [1], default_buffer="recent:5")
@@ -397,10 +399,13 @@ print(json.dumps([(r["spec"], r["buffer"], r["diff_vs_default_mean"]) for r in r
   r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert r.returncode == 0, r.stderr
   rows, cross = (json.loads(line) for line in r.stdout.strip().splitlines()[-2:])
-  assert [row[:4] for row in rows[1:]] == [["predlast", 1.0, 1, 25.0], ["predlast", 1.0, 2, 50.0],
-                                           ["predlast", 2.0, 1, 75.0], ["predlast", 2.0, 2, 50.0]]
-  assert rows[0][0] == "frozen" and math.isnan(rows[0][4]) and math.isnan(rows[1][4])
-  assert [row[4] for row in rows[2:]] == [25.0, 50.0, 25.0]
+  assert [row[:5] for row in rows[1:5]] == [["base", "predlast", 1.0, 1, 25.0], ["base", "predlast", 1.0, 2, 50.0],
+                                            ["base", "predlast", 2.0, 1, 75.0], ["base", "predlast", 2.0, 2, 50.0]]
+  assert rows[0][1] == "frozen" and math.isnan(rows[0][5]) and math.isnan(rows[1][5])
+  assert [row[5] for row in rows[2:5]] == [25.0, 50.0, 25.0]
+  # "other" holds the cells in reverse order: its default cell (x1, 1 step) wins 3 of 4, +25 over base's.
+  assert [(row[0], row[4], row[5]) for row in rows[5:]] == [("other", 50.0, 25.0), ("other", 75.0, 50.0),
+                                                            ("other", 50.0, 25.0), ("other", 25.0, 0.0)]
   assert cross[:3] == [["predfirst", "hard:5", -25.0], ["predfirst", "recent:5", 0.0], ["predlast", "hard:5", 25.0]]
   assert cross[3][:2] == ["predlast", "recent:5"] and math.isnan(cross[3][2])
 
