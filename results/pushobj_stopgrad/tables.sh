@@ -1,7 +1,7 @@
 #!/bin/bash
 # Tables for the PushObj stop-grad model (paper's objective) vs the VICReg model of the same data and recipe
 # (data-scale cell K=4 x 1000), GD 100, evaluation seed 2. Into results/pushobj_stopgrad/.
-cd /work/main; PY=.venv/bin/python
+cd "$(dirname "$0")/../.."; PY=${PY:-.venv/bin/python}   # from the repository root
 P=workdirs/pushobj_stopgrad; V=workdirs/data_scale/k4_n1000/eval; R=results/pushobj_stopgrad
 mkdir -p $R; cp $P/evidence.json $P/metrics.csv $R/
 PY=$PY bash experiments/condition_tables.sh $P/shapes_gd $R/shapes_gd predlastblock+enclast > /dev/null 2>&1
