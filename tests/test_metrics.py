@@ -71,3 +71,12 @@ def test_t_quantiles_match_the_statistical_table():
   assert metrics.t_quantile_975(100_000) == pytest.approx(1.95996, abs=1e-4)
   with pytest.raises(ValueError, match="at least 2 seeds"):
     metrics.t_quantile_975(0)
+
+
+def test_write_table_keeps_small_settings_readable(tmp_path):
+  from adajepa_jax.eval import report
+  rows = [{"lr_scale": s, "success_mean": 40.0, "success_ci95": 2.5} for s in (0.01, 0.03, 0.3, 1.0)]
+  text = report.write_table(rows, str(tmp_path / "t"), ["lr_scale", "success_mean"])
+  cells = [line.split("|")[1].strip() for line in text.splitlines()[2:]]
+  assert cells == ["0.01", "0.03", "0.3", "1.0"]
+  assert "40.0 ± 2.5" in text

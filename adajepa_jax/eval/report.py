@@ -6,8 +6,12 @@ from typing import Any, Sequence
 
 
 def _fmt(row, key):
+  """One decimal, except a nonzero float below 0.1 in size (e.g. an lr scale of 0.01), which keeps two
+  significant digits instead of reading 0.0."""
   v = row[key]
-  return f"{v:.1f}" if isinstance(v, float) else str(v)
+  if not isinstance(v, float):
+    return str(v)
+  return f"{v:.2g}" if 0 < abs(v) < 0.1 else f"{v:.1f}"
 
 
 def write_table(rows: Sequence[dict[str, Any]], path_stem: str, columns: Sequence[str]) -> str:
