@@ -7,6 +7,7 @@ import pytest
 
 from adajepa_jax import adaptation, models
 from adajepa_jax.configs import pusht
+from adajepa_jax.errors import UsageError
 
 N_SLOTS = 5
 
@@ -386,3 +387,25 @@ def test_traced_settings_equal_static_ones(setup):
     adaptation.setting_of(cfg, lr=1.0)
   with pytest.raises(ValueError, match=r"settings\[0\].*steps >= 1"):
     adaptation.settings_table([dict(lr_predictor=1.0, lr_encoder=1.0, steps=0)])
+
+
+def test_sgd_step_is_the_gradient_times_the_rate(setup):
+  """`adapt.optimizer='sgd'`: one step moves each adapted leaf by exactly -lr * grad (per group), so its size
+  follows the gradient's (Adam's first step is about lr per weight whatever the gradient); frozen leaves stay
+  bit-identical; an unknown optimiser is refused naming the valid ones."""
+  cfg = setup["cfg"].copy_and_resolve_references()
+  cfg.adapt.optimizer = "sgd"
+  cfg.adapt.lr_predictor, cfg.adapt.lr_encoder = 0.3, 0.05
+  params, labels, opt = adaptation.prepare(cfg, setup["params"], jax.random.key(0))
+  new, _, _ = adaptation.adapt_step(params, opt.init(params), setup["buffer"], loss_fn=_toy_loss, optimizer=opt,
+                                    labels=labels)
+  grads = jax.grad(lambda p: _toy_loss(p, setup["buffer"].batch())[0])(params)
+  lr = {"predictor": 0.3, "encoder": 0.05, "frozen": 0.0}
+  expected = jax.tree_util.tree_map(lambda l, p, g: p - lr[l] * g, labels, params, grads)
+  chex.assert_trees_all_close(new, expected, rtol=1e-6, atol=1e-7)
+  for l, a, b in zip(jax.tree_util.tree_leaves(labels), jax.tree_util.tree_leaves(new),
+                     jax.tree_util.tree_leaves(params)):
+    if l == "frozen":
+      np.testing.assert_array_equal(a, b)
+  with pytest.raises(UsageError, match="Unknown adaptation optimizer 'adamw'; valid optimizers: adam, sgd"):
+    adaptation.make_adapt_optimizer(labels, 1e-3, 1e-3, "adamw")

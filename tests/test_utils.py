@@ -38,3 +38,26 @@ def test_config_overrides():
     base.apply_overrides(cfg, {"plann.x": 1})
   with pytest.raises(ValueError, match="not a Python literal"):
     base.parse_overrides("plan.planner=gd")
+
+
+def test_stored_config_fills_test_time_keys_and_refuses_model_keys(monkeypatch):
+  """A stored config from older code: a missing test-time key (adapt / plan / eval, an option added after
+  training) takes today's default; a missing key of a section that shaped the model is refused, named."""
+  from adajepa_jax.configs import base, pusht, stored
+  from adajepa_jax.errors import UsageError
+  from adajepa_jax.training import checkpoint
+
+  def older(drop):
+    def load_config(path, step=None):
+      c = pusht.get_config("tiny")
+      section, key = drop.split(".")
+      del c[section][key]
+      return c, {"step": 7, "obs_spec": {"image_size": 32}}
+    return load_config
+
+  monkeypatch.setattr(checkpoint, "load_config", older("adapt.optimizer"))
+  c = stored.get_config("/some/workdir")
+  assert c.adapt.optimizer == base.adapt_config().optimizer == "adam" and c.checkpoint.step == 7
+  monkeypatch.setattr(checkpoint, "load_config", older("model.depth"))
+  with pytest.raises(UsageError, match="lacks model.depth; re-train it"):
+    stored.get_config("/some/workdir")

@@ -1,4 +1,5 @@
-"""One test-time adaptation step: masked Adam on the pretraining loss over the online buffer.
+"""One test-time adaptation step: a masked optimiser step (Adam, the paper's; or plain SGD) on the pretraining
+loss over the online buffer.
 
 The freezing contract: `trainable, frozen = partition(params, labels)` splits the params by label, gradients
 and updates touch `trainable` only, and `combine(trainable, frozen)` puts the untouched frozen leaves back,
@@ -15,25 +16,42 @@ from flax import struct
 
 from adajepa_jax.adaptation import buffer as buffer_lib
 from adajepa_jax.adaptation import spec as spec_lib
+from adajepa_jax.errors import UsageError
 from adajepa_jax.models.world_model import Batch, LossFn
 
 FROZEN = spec_lib.FROZEN
 Labels = spec_lib.Labels
 
 
-def make_adapt_optimizer(labels: Labels, lr_predictor: float, lr_encoder: float) -> optax.GradientTransformation:
-  """Per-group Adam; frozen leaves get zero updates.
+# Adaptation optimisers (`adapt.optimizer`). "adam": the paper's; with fresh moments every replan its first step
+# moves each weight by about its learning rate whatever the gradient's size. "sgd": plain gradient descent, a step
+# proportional to the gradient (its useful rates are far larger than Adam's: see RESULTS section 11).
+OPTIMIZERS = ("adam", "sgd")
+
+
+def check_optimizer(name: str) -> None:
+  """Raises UsageError for an adaptation optimiser not in OPTIMIZERS."""
+  if name not in OPTIMIZERS:
+    raise UsageError(f"Unknown adaptation optimizer {name!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+
+
+def make_adapt_optimizer(labels: Labels, lr_predictor: float, lr_encoder: float,
+                         optimizer: str = "adam") -> optax.GradientTransformation:
+  """Per-group Adam (or SGD); frozen leaves get zero updates.
 
   Args:
     labels: pytree of 'predictor' / 'encoder' / 'frozen' strings (from `spec.resolve`).
-    lr_predictor: Adam learning rate of 'predictor' leaves (paper: 5e-4).
-    lr_encoder: Adam learning rate of 'encoder' leaves (paper: 1e-5).
+    lr_predictor: learning rate of 'predictor' leaves (paper, Adam: 5e-4); a float or a traced f32[].
+    lr_encoder: learning rate of 'encoder' leaves (paper, Adam: 1e-5).
+    optimizer: one of OPTIMIZERS.
 
   Returns:
     optax.GradientTransformation: `optax.multi_transform` over the three labels.
   """
+  check_optimizer(optimizer)
+  make = {"adam": optax.adam, "sgd": optax.sgd}[optimizer]
   return optax.multi_transform(
-      {spec_lib.PREDICTOR: optax.adam(lr_predictor), spec_lib.ENCODER: optax.adam(lr_encoder),
+      {spec_lib.PREDICTOR: make(lr_predictor), spec_lib.ENCODER: make(lr_encoder),
        FROZEN: optax.set_to_zero()}, labels)
 
 
@@ -155,7 +173,7 @@ def prepare(cfg: ml_collections.ConfigDict, params: optax.Params, key: chex.PRNG
   """Resolves the `adapt` config section for `params`.
 
   Args:
-    cfg: the run config (its `adapt` section: spec, lr_predictor, lr_encoder, lora_rank; its `train`
+    cfg: the run config (its `adapt` section: spec, lr_predictor, lr_encoder, optimizer, lora_rank; its `train`
       section supplies the learning rates left at None, see `learning_rates`).
     params: world-model params.
     key: PRNG key for the adapters.
@@ -166,7 +184,7 @@ def prepare(cfg: ml_collections.ConfigDict, params: optax.Params, key: chex.PRNG
   """
   params = add_adapters(cfg, params, key)
   labels = spec_lib.resolve(cfg.adapt.spec, params)
-  return params, labels, make_adapt_optimizer(labels, *learning_rates(cfg))
+  return params, labels, make_adapt_optimizer(labels, *learning_rates(cfg), cfg.adapt.optimizer)
 
 
 def window_losses(params: optax.Params, windows: Batch, loss_fn: LossFn) -> jax.Array:

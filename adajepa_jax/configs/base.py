@@ -105,6 +105,7 @@ def adapt_config() -> ml_collections.ConfigDict:
   c.lr_predictor = ml_collections.config_dict.placeholder(float)
   c.lr_encoder = ml_collections.config_dict.placeholder(float)
   c.steps = 1               # U: gradient steps per replan
+  c.optimizer = "adam"      # "adam" (the paper's) | "sgd" (a step proportional to the gradient)
   c.reset_optimizer = True  # the paper's behaviour: fresh Adam moments every replan
   c.buffer = "recent"       # "recent" | "hard" | "none" | "unbounded"
   c.buffer_size = 5

@@ -7,8 +7,10 @@ runs the model with the settings it was trained with unless a flag says otherwis
 `config.checkpoint` ({workdir, step, obs_spec}) names the checkpoint and the observations it was trained on
 (`eval.build.world_model_for` refuses an env that gives others); the apps load it with
 `training.checkpoint.load(None, config=config)` (this module is data: it loads no params).
-A stored config written by older code that lacks a key of today's `base_config()` is refused (UsageError
-listing the keys): re-train it, or evaluate from Python with the missing keys added.
+A stored config written by older code that lacks a key of today's `base_config()` in a section that shaped the
+model (task, data, model, train) is refused (UsageError listing the keys): re-train it, or evaluate from Python
+with the missing keys added. A key missing from a test-time section (plan, adapt, eval: options added after
+the model was trained) takes today's default, which is the behaviour the older code had.
 """
 from typing import Optional
 
@@ -16,6 +18,8 @@ import ml_collections
 
 from adajepa_jax.configs import base
 from adajepa_jax.errors import UsageError
+
+TEST_TIME_SECTIONS = ("plan", "adapt", "eval")   # do not shape the trained model
 
 
 def _leaves(c, prefix=()):
@@ -44,6 +48,9 @@ def get_config(workdir: Optional[str] = None) -> ml_collections.ConfigDict:
   for path, parent, key in _leaves(base.base_config()):
     node = _node(config, path[:-1])
     if node is None or key not in node:
+      if node is not None and path[0] in TEST_TIME_SECTIONS:
+        node[key] = parent[key]
+        continue
       missing.append(".".join(path))
     elif node[key] is None and parent.get_ref(key).get_type() is not type(None):
       node[key] = ml_collections.config_dict.placeholder(parent.get_ref(key).get_type())   # adapt.lr_*

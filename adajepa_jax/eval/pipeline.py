@@ -115,6 +115,7 @@ def evaluate_and_report(config: ml_collections.ConfigDict, params: Any, workdir:
   build.check_conditions(config.task.name, conditions)
   modes = build.parse_modes(modes)
   adaptation.check_buffer(config.adapt.buffer, config.adapt.buffer_weighting)
+  adaptation.check_optimizer(config.adapt.optimizer)
   os.makedirs(os.path.join(workdir, "results"), exist_ok=True)
   os.makedirs(os.path.join(workdir, "gifs"), exist_ok=True)
   done = {}

@@ -217,7 +217,7 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
   if adapt_on:
     param_shapes = jax.eval_shape(lambda k: adaptation.add_adapters(cfg, wm.init(k), k), jax.random.key(0))
     labels = adaptation.resolve(cfg.adapt.spec, param_shapes)
-    optimizer = adaptation.make_adapt_optimizer(labels, *adaptation.learning_rates(cfg))
+    optimizer = adaptation.make_adapt_optimizer(labels, *adaptation.learning_rates(cfg), cfg.adapt.optimizer)
     adaptation.check_buffer(cfg.adapt.buffer, cfg.adapt.buffer_weighting)
     if buffer_slots is None:
       buffer_size = adaptation.buffer_size(cfg.adapt.buffer, cfg.adapt.buffer_size, cfg.eval.replans)
@@ -296,7 +296,8 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
       if state.setting is None:   # the config's settings, static
         opt, steps = optimizer, cfg.adapt.steps
       else:                       # the episode's own: traced learning rates and step count
-        opt = adaptation.make_adapt_optimizer(labels, state.setting.lr_predictor, state.setting.lr_encoder)
+        opt = adaptation.make_adapt_optimizer(labels, state.setting.lr_predictor, state.setting.lr_encoder,
+                                              cfg.adapt.optimizer)
         steps = state.setting.steps
       params, opt_state, adapt_metrics = adaptation.adapt_step(
           params, opt_state, buffer, loss_fn=wm.loss, optimizer=opt, labels=labels,
