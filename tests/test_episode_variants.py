@@ -159,3 +159,44 @@ def test_hard_buffer_is_rescored_with_the_current_params(tiny):
   assert float(s[2].buffer.score.min()) > 0
   np.testing.assert_allclose(s[3].buffer.score[kept], rescored[kept], rtol=1e-5)
   assert not np.isclose(float(s[2].buffer.score[kept]), float(s[3].buffer.score[kept]))
+
+
+def test_guard_plans_with_the_better_predictor_so_far(tiny):
+  """`adapt.guard`: each observed transition is scored by the adapted and the unadapted params before either
+  adapts on it; the plan uses the adapted params only once their summed error is lower (a tie, as at the start
+  when both are equal, keeps the unadapted ones), and adaptation goes on either way."""
+  from adajepa_jax.mpc import world_model_planner
+  cfg, env, wm, params = tiny
+  c = build.mode_config(cfg, MODE)
+  c.adapt.guard = True
+  model = world_model_planner(wm, c, env.action_size)
+  plain = world_model_planner(wm, build.mode_config(cfg, MODE), env.action_size)
+  chunk = jnp.full((env.action_size * c.data.frameskip,), 0.5)
+  step = jax.jit(env.step)
+  states = [jax.jit(env.reset)(jax.random.key(0))]
+  for _ in range(3):
+    for a in chunk.reshape(c.data.frameskip, env.action_size):
+      states.append(step(states[-1], a))
+  obs = [{"pixels": st.obs["pixels"], "proprio": st.obs["proprio"]} for st in states[::c.data.frameskip]]
+  observe = jax.jit(model.observe)
+  s, metrics = [jax.jit(model.init)(params, jax.random.key(1), obs[0], obs[-1])], []
+  for o in obs[1:]:
+    new, m = observe(s[-1], o, chunk)
+    s.append(new)
+    metrics.append(jax.tree.map(float, m))
+  m0 = metrics[0]
+  assert m0["pred_error_before"] == m0["pred_error_unadapted"] and m0["planned_adapted"] == 0.0
+  assert metrics[1]["planned_adapted"] == 0.0                     # the first transition was a tie
+  before = np.cumsum([m["pred_error_before"] for m in metrics])
+  unadapted = np.cumsum([m["pred_error_unadapted"] for m in metrics])
+  assert metrics[2]["planned_adapted"] == float(before[1] < unadapted[1])
+  assert metrics[1]["pred_error_before"] != metrics[1]["pred_error_unadapted"]   # the params did adapt
+  chex.assert_trees_all_equal(s[3].base, s[0].params)
+  np.testing.assert_allclose(s[3].guard_error, [before[-1], unadapted[-1]], rtol=1e-6)
+
+  plans = jax.random.uniform(jax.random.key(2), (4, c.plan.horizon, env.action_size * c.data.frameskip))
+  cost = lambda m, st: jax.jit(lambda st: m.planning(st, None, 1)[0](plans))(st)   # noqa: E731
+  for errors, params_used in (([1.0, 2.0], s[3].params), ([2.0, 1.0], s[3].base), ([1.0, 1.0], s[3].base)):
+    guarded = s[3].replace(guard_error=jnp.asarray(errors))
+    np.testing.assert_allclose(cost(model, guarded), cost(plain, s[3].replace(params=params_used)), rtol=1e-5)
+  assert not np.allclose(cost(plain, s[3]), cost(plain, s[3].replace(params=s[3].base)))

@@ -107,6 +107,10 @@ def adapt_config() -> ml_collections.ConfigDict:
   c.steps = 1               # U: gradient steps per replan
   c.optimizer = "adam"      # "adam" (the paper's) | "sgd" (a step proportional to the gradient)
   c.reset_optimizer = True  # the paper's behaviour: fresh Adam moments every replan
+  # Beyond the paper: plan with the adapted params only once, summed over the episode so far, they predicted
+  # each newly observed transition (before adapting on it) better than the unadapted params; otherwise plan
+  # with the unadapted ones. Adaptation goes on either way. One extra one-step forward pass per replan.
+  c.guard = False
   c.buffer = "recent"       # "recent" | "hard" | "none" | "unbounded"
   c.buffer_size = 5
   # How the buffer's loss weights its transitions: "uniform" (each stored transition once) or "merged" (the

@@ -99,7 +99,8 @@ def _summarise(cfg, condition, mode, r, seconds, evaluated_with):
       plan_visual_cost=np.mean(per["plan_visual_cost"], axis=0).tolist(),
       plan_proprio_cost=np.mean(per["plan_proprio_cost"], axis=0).tolist(),
       proprio_cost_share=float(proprio / max(proprio + visual, 1e-12)),
-      success_sym_any=sym, commit=summary_lib.code_commit(), host=utils.host_info())
+      success_sym_any=sym, commit=summary_lib.code_commit(), host=utils.host_info(),
+      extra={"planned_adapted_share": float(np.mean(per["planned_adapted"]))} if "planned_adapted" in per else {})
 
 
 def evaluate_and_report(config: ml_collections.ConfigDict, params: Any, workdir: str, conditions: Sequence[str],

@@ -60,13 +60,15 @@ class Context:
 class ModelState:
   """What the latent world model keeps during an episode (`world_model_planner`): its (adapted) params, the
   adaptation's optimiser state, buffer and setting (learning rates, steps; None when adaptation is off), the
-  context and the goal frame."""
+  context and the goal frame; with `adapt.guard`, the unadapted params and both params' summed errors."""
   params: optax.Params
   opt_state: Optional[optax.OptState]
   buffer: Optional[adaptation.Buffer]
   context: Context
   goal: Frame
   setting: Optional[adaptation.AdaptSetting] = None
+  base: Optional[optax.Params] = None     # `adapt.guard`: the unadapted params (the episode's start)
+  guard_error: Optional[jax.Array] = None  # f32[2]: summed one-step errors of the adapted / unadapted params
 
 
 @struct.dataclass
@@ -99,7 +101,9 @@ class PlanningModel:
     only input; the world model ignores it).
   observe(state, new_obs, chunk) -> (state, dict of f32[]): takes the observation after an executed chunk
     (the world model adds it to its context and buffer and adapts), with its per-replan metrics
-    (pred_error_before, pred_error_after, adapt_loss, skipped).
+    (pred_error_before, pred_error_after, adapt_loss, skipped; under `adapt.guard` also pred_error_unadapted
+    (the unadapted params' error on the same transition) and planned_adapted (1: this replan's plan was made
+    with the adapted params)).
   gradients: whether the cost is differentiable (GD plans need it).
   """
   init: Callable[..., Any]
@@ -214,6 +218,7 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
   # The adaptation wiring depends only on the param tree's structure (the world model's, plus LoRA adapters
   # when the spec asks), so it is resolved here, once, from its shapes. Unknown specs fail here too.
   adapt_on = bool(cfg.adapt.enabled)
+  guard = adapt_on and bool(cfg.adapt.guard)
   if adapt_on:
     param_shapes = jax.eval_shape(lambda k: adaptation.add_adapters(cfg, wm.init(k), k), jax.random.key(0))
     labels = adaptation.resolve(cfg.adapt.spec, param_shapes)
@@ -255,12 +260,28 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
       opt_state = optimizer.init(params)
     else:
       buffer, opt_state = None, None
+    guarded = dict(base=params, guard_error=jnp.zeros(2)) if guard else {}
     return ModelState(params=params, opt_state=opt_state, buffer=buffer, context=context,
-                      goal=frame(params, goal_obs), setting=setting if adapt_on else None)
+                      goal=frame(params, goal_obs), setting=setting if adapt_on else None, **guarded)
+
+  def use_adapted(state):
+    """`adapt.guard`: whether the adapted params have predicted the episode's transitions (each scored before
+    the params adapted on it) better in sum than the unadapted params (a tie, as at the start, keeps these)."""
+    return state.guard_error[0] < state.guard_error[1]
+
+  def planning_params(state):
+    """The params the plan is made with: the adapted ones, or under the guard the better predictor so far
+    (only adapted leaves are selected, so frozen ones stay shared under vmap)."""
+    if not guard:
+      return state.params
+    adapted, frozen = adaptation.partition(state.params, labels)
+    base = adaptation.partition(state.base, labels)[0]
+    pick = use_adapted(state)
+    return adaptation.combine(jax.tree.map(lambda a, b: jnp.where(pick, a, b), adapted, base), frozen)
 
   def planning(state, env_state, replan_idx):
     del env_state
-    params, ctx = state.params, state.context
+    params, ctx = planning_params(state), state.context
     z_ctx = wm.encode(params, ctx.obs)                                    # [h, N, D]
     z_goal = wm.encode(params, state.goal)                                # [N, D]
     weights = objectives.horizon_weights(cfg.plan.objective, horizon, replan_idx, cfg.plan.staged_switch)
@@ -285,6 +306,10 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
     window = _window(ctx, new_frame, chunk)
     err_before = pred_error(params, window)
     metrics = {"pred_error_before": err_before}
+    if guard:   # the newest transition is held out for both params: neither has adapted on it yet
+      err_base = pred_error(state.base, window)
+      metrics.update(pred_error_unadapted=err_base, planned_adapted=use_adapted(state).astype(jnp.float32))
+      state = state.replace(guard_error=state.guard_error + jnp.stack([err_before, err_base]))
     buffer, opt_state = state.buffer, state.opt_state
     if adapt_on:
       if rescore:   # hard-N keeps the transitions the current params predict worst
