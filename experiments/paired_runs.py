@@ -10,7 +10,11 @@ label are pooled into one run: other conditions per seed (e.g. the seen shapes, 
 evaluation seeds 0-2: 9 seeds x 50); give every label its items in the same order. Every run is
 compared with the first (paired difference of success_any on the same episodes: the mean over seeds with its
 Student-t 95% CI, and the paired bootstrap 95%); runs of other episodes (condition, evaluation seed, seeds,
-episodes per seed, replans) are refused before anything is written. Writes <out>.{csv,md}.
+episodes per seed, replans) are refused before anything is written. Each row also gives the run's held-out
+one-step error (`heldout_error`: the model's loss on each newly observed transition before it adapts on it,
+averaged over the episodes and over replans 2 to R, where an adapted model differs from the frozen one) and its
+ratio to the first run's: below 1, adaptation generalised to the transitions that came next. Writes
+<out>.{csv,md}.
 """
 import os
 
@@ -63,14 +67,34 @@ def pool(summaries):
       raise UsageError(f"Cannot pool {first.condition}__{first.mode}: evaluation seeds "
                        f"{[s.eval_seed for s in summaries]} repeat")
     episodes = {k: [x for s in summaries for x in s.episodes[k]] for k in keys}
+    sizes = np.array([s.seeds * s.episodes_per_seed for s in summaries], np.float64)
     return dataclasses.replace(first, eval_seed="+".join(str(s.eval_seed) for s in summaries), episodes=episodes,
                                seeds=sum(s.seeds for s in summaries),
-                               proprio_cost_share=float(np.mean([s.proprio_cost_share for s in summaries])))
+                               proprio_cost_share=float(np.mean([s.proprio_cost_share for s in summaries])),
+                               pred_error_before=_weighted_curve(summaries, sizes))
   episodes = {k: metrics.pool_runs([s.episodes[k] for s in summaries], first.seeds).tolist() for k in keys}
   sizes = np.array([s.episodes_per_seed for s in summaries], np.float64)
   share = float(np.sum(sizes * [s.proprio_cost_share for s in summaries]) / sizes.sum())
   return dataclasses.replace(first, condition="+".join(s.condition for s in summaries), episodes=episodes,
-                             episodes_per_seed=int(sizes.sum()), proprio_cost_share=share)
+                             episodes_per_seed=int(sizes.sum()), proprio_cost_share=share,
+                             pred_error_before=_weighted_curve(summaries, sizes))
+
+
+def _weighted_curve(summaries, sizes):
+  """The pooled per-replan mean of pred_error_before (each run's curve weighted by its episodes); [] when a
+  run lacks it."""
+  import numpy as np
+  curves = [s.pred_error_before for s in summaries]
+  if any(len(c) != len(curves[0]) or not c for c in curves):
+    return []
+  return (np.asarray(sizes) @ np.asarray(curves, np.float64) / np.sum(sizes)).tolist()
+
+
+def heldout_error(summary):
+  """Mean of the per-replan held-out one-step error over replans 2..R (nan when the run lacks it)."""
+  import numpy as np
+  curve = summary.pred_error_before
+  return float(np.mean(curve[1:])) if len(curve) > 1 else float("nan")
 
 
 def parse_runs(items):
@@ -117,6 +141,7 @@ def table(runs, budget=None, metric="success_any"):
   for _, s in runs[1:]:
     summary.check_same_episodes(s, base)
   rows = []
+  base_error = heldout_error(base)
   for label, s in runs:
     mine = outcomes(s, budget, metric)
     d = None if s is base else metrics.paired_difference(mine, outcomes(base, budget, metric), s.seeds)
@@ -128,7 +153,9 @@ def table(runs, budget=None, metric="success_any"):
                  "diff_vs_first_mean": d["mean"] if d else float("nan"),
                  "diff_vs_first_ci95": d["ci95"] if d else float("nan"),
                  "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]" if d else "",
-                 "proprio_cost_pct": 100.0 * s.proprio_cost_share})
+                 "proprio_cost_pct": 100.0 * s.proprio_cost_share,
+                 "heldout_error": heldout_error(s),
+                 "heldout_error_vs_first": heldout_error(s) / base_error if base_error > 0 else float("nan")})
   return rows
 
 
@@ -137,7 +164,7 @@ def main(argv):
   from adajepa_jax.eval import report
   rows = table(parse_runs(FLAGS.runs), FLAGS.budget, FLAGS.metric)
   columns = ["run", "condition", "eval_seed", "mode", "planner", "budget", "episodes", "metric", "success_mean",
-             "diff_vs_first_mean", "diff_boot95", "proprio_cost_pct"]
+             "diff_vs_first_mean", "diff_boot95", "proprio_cost_pct", "heldout_error", "heldout_error_vs_first"]
   print(report.write_table(rows, FLAGS.out, columns))
 
 

@@ -80,7 +80,8 @@ def test_paired_runs_on_known_outcomes(tmp_path):
   episodes (another evaluation seed) is refused with one line before anything is written."""
   import json
   paths = {}
-  for name, s in [("a", _summary([0, 0, 1, 1, 0, 1, 0, 0])), ("b", _summary([1, 1, 1, 0, 0, 1, 1, 0])),
+  for name, s in [("a", _summary([0, 0, 1, 1, 0, 1, 0, 0], pred_error_before=[1.0, 2.0, 4.0])),
+                  ("b", _summary([1, 1, 1, 0, 0, 1, 1, 0], pred_error_before=[1.0, 1.0, 2.0])),
                   ("c", _summary([1] * 8, eval_seed=2))]:
     paths[name] = tmp_path / f"{name}.json"
     paths[name].write_text(json.dumps(s))
@@ -89,6 +90,8 @@ def test_paired_runs_on_known_outcomes(tmp_path):
   md = (tmp_path / "cmp.md").read_text().splitlines()
   assert md[2].startswith("| uniform | clean |") and md[3].startswith("| merged | clean |")
   assert "| 62.5 ± 158.8 | 25.0 ± 0.0 |" in md[3], md[3]   # per seed 75, 50; differences +25 and +25
+  # held-out one-step error over replans 2..R: a 3.0, b 1.5, half of a's
+  assert md[2].endswith("| 3.0 | 1.0 |") and md[3].endswith("| 1.5 | 0.5 |"), md[2:4]
   r = _run("paired_runs.py", f"--runs=uniform:{paths['a']},merged:{paths['b']}", f"--out={tmp_path}/cmp5",
            "--budget=5")
   assert r.returncode == 2 and "first successes" in r.stderr     # these summaries have no first_success
@@ -473,10 +476,13 @@ def test_paired_runs_pools_evaluation_seeds_as_further_seeds(tmp_path):
   import json
   runs = {("frozen", 0): [0, 0, 1, 1, 0, 1, 0, 0], ("frozen", 1): [1, 1, 0, 0, 0, 0, 0, 0],
           ("predlast+enclast", 0): [1, 1, 1, 1, 0, 1, 0, 0], ("predlast+enclast", 1): [1, 1, 0, 0, 1, 1, 0, 0]}
+  errors = {("frozen", 0): [1, 2, 2], ("frozen", 1): [1, 4, 4], ("predlast+enclast", 0): [1, 1, 1],
+            ("predlast+enclast", 1): [1, 2, 2]}   # pooled per replan: [1, 3, 3] and [1, 1.5, 1.5]
   paths = {}
   for (mode, seed), outcomes in runs.items():
     paths[mode, seed] = tmp_path / f"clean_{seed}__{mode}.json"
-    paths[mode, seed].write_text(json.dumps(_summary(outcomes, mode=mode, eval_seed=seed)))
+    paths[mode, seed].write_text(json.dumps(_summary(outcomes, mode=mode, eval_seed=seed,
+                                                     pred_error_before=errors[mode, seed])))
   pooled = {m: f"{m}:{paths[m, 0]},{m}:{paths[m, 1]}" for m in ("frozen", "predlast+enclast")}
   r = _run("paired_runs.py", f"--runs={pooled['frozen']},{pooled['predlast+enclast']}", f"--out={tmp_path}/pool")
   assert r.returncode == 0, r.stderr
@@ -485,6 +491,7 @@ def test_paired_runs_pools_evaluation_seeds_as_further_seeds(tmp_path):
   assert [(r["condition"], r["eval_seed"], int(r["episodes"])) for r in rows] == [("clean", "0+1", 16)] * 2
   assert float(rows[0]["success_mean"]) == 31.25 and float(rows[1]["success_mean"]) == 56.25
   assert float(rows[1]["diff_vs_first_mean"]) == 25.0 and float(rows[1]["diff_vs_first_ci95"]) > 0.0
+  assert [(float(r["heldout_error"]), float(r["heldout_error_vs_first"])) for r in rows] == [(3.0, 1.0), (1.5, 0.5)]
   blur = tmp_path / "blur_1__frozen.json"
   blur.write_text(json.dumps(_summary(runs["frozen", 1], condition="blur", mode="frozen", eval_seed=1)))
   for bad, field in [(f"frozen:{paths['frozen', 0]},frozen:{blur},{pooled['predlast+enclast']}", "condition"),
