@@ -58,3 +58,18 @@ def test_provenance_checks_name_every_difference():
     check_same_episodes(RunSummary.from_json(_file(eval_seed=0)), s)
   with pytest.raises(UsageError, match="lacks its evaluation seed"):
     check_same_episodes(RunSummary.from_json({k: v for k, v in _file().items() if k != "eval_seed"}), s)
+
+
+def test_settings_recorded_by_older_code_take_todays_defaults():
+  """A run recorded before an adapt / plan option existed resumes as a run at that option's default (how the
+  older code behaved), and is refused against a run that sets it otherwise."""
+  s = RunSummary.from_json(_file())   # its adapt settings: {lr_predictor: None}, no optimizer / guard keys
+  same = Provenance(condition="blur", mode="predlast+enclast", eval_seed=2, seeds=2, episodes_per_seed=2,
+                    replans=3, settings={"plan": {"proprio_weight": 1.0},
+                                         "adapt": {"lr_predictor": None, "optimizer": "adam", "guard": False},
+                                         "checkpoint": None})
+  check_resumable(s, same, "x.json")
+  guarded = Provenance(**{**same.__dict__, "settings": {**same.settings, "adapt": {"lr_predictor": None,
+                                                                                   "guard": True}}})
+  with pytest.raises(UsageError, match=r"settings.adapt.guard: False vs True"):
+    check_resumable(s, guarded, "x.json")

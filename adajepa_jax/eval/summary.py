@@ -87,11 +87,24 @@ class Provenance:
     for f in fields or [f.name for f in dataclasses.fields(self)]:
       a, b = getattr(self, f), getattr(other, f)
       if f == "settings":
+        a, b = _with_defaults(a), _with_defaults(b)
         for k in sorted(set(a) | set(b)):
           out += [f"settings.{p}" for p in _dict_diff(a.get(k), b.get(k), k)]
       elif a != b:
         out.append(f"{f}: {a!r} vs {b!r}")
     return out
+
+
+def _with_defaults(settings: dict) -> dict:
+  """`settings` with the plan / adapt keys a run recorded by older code lacks (options added since) set to
+  today's defaults, which is how that code behaved; other keys are kept as recorded."""
+  from adajepa_jax.configs import base
+  defaults = {"plan": base.plan_config().to_dict(), "adapt": base.adapt_config().to_dict()}
+  out = dict(settings)
+  for section, default in defaults.items():
+    if isinstance(out.get(section), dict):
+      out[section] = {**{k: v for k, v in default.items() if k not in out[section]}, **out[section]}
+  return out
 
 
 def _dict_diff(a, b, prefix):
