@@ -67,7 +67,7 @@ class ModelState:
   context: Context
   goal: Frame
   setting: Optional[adaptation.AdaptSetting] = None
-  base: Optional[optax.Params] = None     # `adapt.guard`: the unadapted params (the episode's start)
+  base: Optional[optax.Params] = None     # `adapt.guard`: the unadapted params (those the run started from)
   guard_error: Optional[jax.Array] = None  # f32[2]: summed one-step errors of the adapted / unadapted params
 
 
