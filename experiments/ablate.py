@@ -9,6 +9,7 @@ so that the cells which keep the trunk frozen keep their cached trunk features (
       --variants="recent5:;no_reset:adapt.reset_optimizer=False;merged:adapt.buffer_weighting='merged'"
   python experiments/ablate.py ... --specs=predlast+enclast,predfirst+enclast,predlast --lr_scales=1 --steps=1
   python experiments/ablate.py ... --buffers=recent:5,hard:5,none,unbounded,recent:5:merged --lr_scales=1 --steps=1
+  python experiments/ablate.py ... --shifts=shape_T,shape_L,shape_I --families="seen:shape_T+shape_L;unseen:shape_I"
 
 The learning rates are the config's (`adaptation.learning_rates`: by default the training rates) times each
 scale, for the predictor and the encoder alike. Episodes: `config.eval.seeds x config.eval.episodes` per
@@ -16,7 +17,8 @@ shift (the evaluation seed `config.eval.seed`), the same for every cell and for 
 <workdir>/runs/<variant>.json (per-episode success of every cell; frozen.json for the baseline; reused on a
 rerun with the same settings, so an interrupted grid resumes by variant), ablate.{csv,md} (one row per variant,
 shift and cell, and with several shifts also per cell on shift 'pooled', every shift's episodes pooled per
-seed: success, paired difference vs frozen with its t and bootstrap 95% intervals, and vs the default cell of
+seed, and per `--families` group likewise: success, paired difference vs frozen with its t and bootstrap 95%
+intervals, and vs the default cell of
 the first variant: lr scale 1 with the config's `adapt.steps`, the config's layer set and buffer where the grid
 has them; so a variant's cells are compared with the default setting too) and
 ablate_<variant>.png (heatmaps of the paired gain over lr scale x steps, one per shift, spec and buffer).
@@ -40,6 +42,9 @@ flags.DEFINE_list("buffers", [], "Buffers `policy[:size][:weighting]` (e.g. rece
                   "config's buffer.")
 flags.DEFINE_list("lr_scales", ["0.2", "1", "2", "5"], "Learning-rate multipliers (traced: one program).")
 flags.DEFINE_list("steps", ["1", "2", "4"], "Adaptation steps per replan (traced, masked within the largest).")
+flags.DEFINE_string("families", "", "';'-separated `name:shift+shift` groups of --shifts whose episodes are also "
+                    "pooled per seed as rows of shift `name` (e.g. seen:shape_T+shape_L;unseen:shape_I+shape_square). "
+                    "With several shifts, `pooled` (all of them) is always added.")
 flags.DEFINE_string("variants", "base:", "';'-separated `name:key=value,key=value` config overrides that "
                     "cannot be traced; one program each.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -85,6 +90,25 @@ def parse_buffers(config):
       raise UsageError(f"--buffers item {item!r}: the size must be >= 1")
     out[item] = {"buffer": policy, "buffer_size": size, "buffer_weighting": weighting}
   return out
+
+
+def parse_families(text, shift_names):
+  """'seen:a+b;unseen:c' -> {'seen': [0, 1], 'unseen': [2]} (indexes into `shift_names`); UsageError naming a
+  malformed item or a shift not in --shifts."""
+  from adajepa_jax.errors import UsageError
+  families = {}
+  for item in filter(None, (i.strip() for i in text.split(";"))):
+    name, sep, members = item.partition(":")
+    members = [m.strip() for m in members.split("+") if m.strip()]
+    if not sep or not name.strip() or not members or name.strip() in (POOLED, *shift_names):
+      raise UsageError(f"--families item {item!r}: expected name:shift+shift, a name other than {POOLED!r} and "
+                       "the shifts'")
+    unknown = [m for m in members if m not in shift_names]
+    if unknown:
+      raise UsageError(f"--families item {item!r}: {', '.join(unknown)} not in --shifts "
+                       f"({', '.join(shift_names)})")
+    families[name.strip()] = [shift_names.index(m) for m in members]
+  return families
 
 
 def run_settings(config, specs, variant, overrides, scales, steps, buffers=None):
@@ -171,21 +195,25 @@ def run_specs(config, params, specs, scales, steps, buffers=None):
   return np.concatenate([outcomes[p] for p in specs])
 
 
-def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps, default_buffer=None):
+def table_rows(frozen, grids, config, shift_names, specs, buffers, scales, steps, default_buffer=None,
+               families=None):
   """One row per variant, shift and cell: success (t 95% over seeds), the paired difference vs frozen, and
   the paired difference vs the default cell of the first variant (lr scale 1, the config's `adapt.steps`; the
   config's layer set when the grid has it, else the cell's own, and likewise the buffer `default_buffer`, the
   label of the config's buffer; empty for that cell itself and when the grid lacks it). With several shifts, the rows of shift
-  `POOLED` follow: every shift's episodes pooled per seed (a shift family, as the paper's Fig. 8).
+  `POOLED` follow: every shift's episodes pooled per seed (a shift family, as the paper's Fig. 8); then those
+  of each of `families` ({name: shift indexes}, `parse_families`), pooled likewise.
   frozen: int[1, C, E]; grids: {variant: int[G, C, E]}."""
   import numpy as np
 
   from adajepa_jax.eval import metrics
   seeds = config.eval.seeds
   shifts = [(cond, frozen[0, ci], {v: g[:, ci] for v, g in grids.items()}) for ci, cond in enumerate(shift_names)]
-  if len(shift_names) > 1:   # a shift family: its episodes pooled per seed
-    pool = lambda per_shift: metrics.pool_runs(list(per_shift), seeds)   # [C, S * E] -> [S * C * E]
-    shifts.append((POOLED, pool(frozen[0]), {v: np.stack([pool(cell) for cell in g]) for v, g in grids.items()}))
+  pool = lambda per_shift: metrics.pool_runs(list(per_shift), seeds)   # [C, S * E] -> [S * C * E]
+  groups = ({POOLED: list(range(len(shift_names)))} if len(shift_names) > 1 else {}) | (families or {})
+  for name, members in groups.items():   # a shift family: its episodes pooled per seed
+    shifts.append((name, pool(frozen[0, members]),
+                   {v: np.stack([pool(cell[members]) for cell in g]) for v, g in grids.items()}))
   grid_cells = cells(specs, buffers, scales, steps)
   index = {cell: i for i, cell in enumerate(grid_cells)}
 
@@ -267,6 +295,7 @@ def main(argv):
   buffers = parse_buffers(config)
   variants = base.parse_variants(FLAGS.variants)
   build.check_conditions(config.task.name, FLAGS.shifts)
+  families = parse_families(FLAGS.families, list(FLAGS.shifts))
   try:
     from adajepa_jax.envs import shifts
     shifts.same_env(FLAGS.shifts)
@@ -296,7 +325,8 @@ def main(argv):
   default_buffer = next((label for label, b in (buffers or {}).items()
                          if b == {"buffer": config.adapt.buffer, "buffer_size": int(config.adapt.buffer_size),
                                   "buffer_weighting": config.adapt.buffer_weighting}), None)
-  rows = table_rows(frozen, grids, config, list(FLAGS.shifts), specs, labels, scales, steps, default_buffer)
+  rows = table_rows(frozen, grids, config, list(FLAGS.shifts), specs, labels, scales, steps, default_buffer,
+                    families)
   columns = ["variant", "shift", "spec", "buffer", "lr_scale", "steps", "budget", "episodes", "success_mean",
              "diff_vs_frozen_mean", "diff_boot95", "diff_vs_default_mean", "diff_vs_default_boot95"]
   print(report.write_table(rows, os.path.join(FLAGS.workdir, "ablate"), columns))

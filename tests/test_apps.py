@@ -464,8 +464,14 @@ def test_ablate_tiny_grid_runs_and_resumes(tmp_path, tiny_maze_model):
   assert rows[5]["buffer"] == "hard:2" and rows[9]["spec"] == "predfirst"
   assert all(row["episodes"] == ("8" if row["shift"] == "pooled" else "4") for row in rows)
   assert os.path.getsize(tmp_path / "a" / "ablate_keep_moments.png") > 0
-  again = _run("ablate.py", *args)
+  again = _run("ablate.py", *args, "--families=damped:low_mass")
   assert again.returncode == 0 and again.stdout.count("reused") == 3, again.stdout
+  with open(tmp_path / "a" / "ablate.csv") as f:
+    family = [row for row in csv.DictReader(f) if row["shift"] == "damped"]
+  assert [{k: v for k, v in row.items() if k != "shift"} for row in family] == [
+      {k: v for k, v in row.items() if k != "shift"} for row in rows if row["shift"] == "low_mass"]
+  bad = _run("ablate.py", *args, "--families=damped:high_mass")
+  assert bad.returncode == 2 and "high_mass not in --shifts (clean, low_mass)" in bad.stderr, bad.stderr
 
 
 def test_paired_runs_pools_evaluation_seeds_as_further_seeds(tmp_path):
