@@ -146,6 +146,7 @@ def table(runs, budget=None, metric="success_any"):
     mine = outcomes(s, budget, metric)
     d = None if s is base else metrics.paired_difference(mine, outcomes(base, budget, metric), s.seeds)
     succ = metrics.seed_summary(mine, s.seeds)
+    error = heldout_error(s)
     rows.append({"run": label, "condition": s.condition, "eval_seed": s.eval_seed, "mode": s.mode,
                  "planner": s.planner,
                  "budget": f"{budget or s.replans}x1", "episodes": succ["episodes"], "metric": metric,
@@ -154,8 +155,8 @@ def table(runs, budget=None, metric="success_any"):
                  "diff_vs_first_ci95": d["ci95"] if d else float("nan"),
                  "diff_boot95": f"[{d['boot_lo']:.1f}, {d['boot_hi']:.1f}]" if d else "",
                  "proprio_cost_pct": 100.0 * s.proprio_cost_share,
-                 "heldout_error": heldout_error(s),
-                 "heldout_error_vs_first": heldout_error(s) / base_error if base_error > 0 else float("nan")})
+                 "heldout_error": error,
+                 "heldout_error_vs_first": error / base_error if base_error > 0 else float("nan")})
   return rows
 
 

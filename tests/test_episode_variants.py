@@ -134,6 +134,18 @@ def test_grid_settings_are_checked(tiny):
     evaluate(program, params, sequence_keys(jax.random.key(3), LENGTH), mesh=None, setting_ids=np.array([0, 2]))
 
 
+def _chunked_observations(env, cfg, chunks=3):
+  """One constant action chunk and the observations at the chunk boundaries of an episode that repeats it
+  `chunks` times: (chunk f32[frameskip * A], [obs dict] * (chunks + 1))."""
+  chunk = jnp.full((env.action_size * cfg.data.frameskip,), 0.5)
+  step = jax.jit(env.step)
+  states = [jax.jit(env.reset)(jax.random.key(0))]
+  for _ in range(chunks):
+    for a in chunk.reshape(cfg.data.frameskip, env.action_size):
+      states.append(step(states[-1], a))
+  return chunk, [{"pixels": st.obs["pixels"], "proprio": st.obs["proprio"]} for st in states[::cfg.data.frameskip]]
+
+
 def test_hard_buffer_is_rescored_with_the_current_params(tiny):
   """hard-N: before each insertion the stored transitions are rescored by the current (adapted) params, so the
   eviction compares today's errors, not the errors they had when stored."""
@@ -142,13 +154,7 @@ def test_hard_buffer_is_rescored_with_the_current_params(tiny):
   c = build.mode_config(cfg, MODE)
   c.adapt.update(buffer="hard", buffer_size=2)
   model = world_model_planner(wm, c, env.action_size)
-  chunk = jnp.full((env.action_size * c.data.frameskip,), 0.5)
-  step = jax.jit(env.step)
-  states = [jax.jit(env.reset)(jax.random.key(0))]
-  for _ in range(3):
-    for a in chunk.reshape(c.data.frameskip, env.action_size):
-      states.append(step(states[-1], a))
-  obs = [{"pixels": st.obs["pixels"], "proprio": st.obs["proprio"]} for st in states[::c.data.frameskip]]
+  chunk, obs = _chunked_observations(env, c)
 
   observe = jax.jit(model.observe)   # one compiled observation, called three times
   s = [jax.jit(model.init)(params, jax.random.key(1), obs[0], obs[-1])]
@@ -171,13 +177,7 @@ def test_guard_plans_with_the_better_predictor_so_far(tiny):
   c.adapt.guard = True
   model = world_model_planner(wm, c, env.action_size)
   plain = world_model_planner(wm, build.mode_config(cfg, MODE), env.action_size)
-  chunk = jnp.full((env.action_size * c.data.frameskip,), 0.5)
-  step = jax.jit(env.step)
-  states = [jax.jit(env.reset)(jax.random.key(0))]
-  for _ in range(3):
-    for a in chunk.reshape(c.data.frameskip, env.action_size):
-      states.append(step(states[-1], a))
-  obs = [{"pixels": st.obs["pixels"], "proprio": st.obs["proprio"]} for st in states[::c.data.frameskip]]
+  chunk, obs = _chunked_observations(env, c)
   observe = jax.jit(model.observe)
   s, metrics = [jax.jit(model.init)(params, jax.random.key(1), obs[0], obs[-1])], []
   for o in obs[1:]:
