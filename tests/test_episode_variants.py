@@ -200,3 +200,53 @@ def test_guard_plans_with_the_better_predictor_so_far(tiny):
     guarded = s[3].replace(guard_error=jnp.asarray(errors))
     np.testing.assert_allclose(cost(model, guarded), cost(plain, s[3].replace(params=params_used)), rtol=1e-5)
   assert not np.allclose(cost(plain, s[3]), cost(plain, s[3].replace(params=s[3].base)))
+
+
+def test_goal_draws_plan_to_the_mean_goal_latent(tiny):
+  """`plan.goal_draws` = K (beyond the paper): the episode encodes K independent draws of a random visual shift
+  of the goal image (identical draws without one), keeps the first as its record, and plans towards the mean of
+  the K goal latents."""
+  from adajepa_jax.mpc import world_model_planner
+  from adajepa_jax.planning import objectives
+  cfg, env, wm, params = tiny
+  c = build.mode_config(cfg, "frozen")
+  c.plan.goal_draws = 3
+  for condition, distinct in (("snp5", True), ("clean", False)):
+    carry = jax.jit(make_episode(env, wm, c, condition, record_frames=False).init)(params, jax.random.key(4))
+    feats = np.asarray(carry.model.goal["features"])                     # [K, N, F]
+    assert feats.shape[0] == 3 and carry.goal_pixels.shape == (c.task.kwargs.image_size,) * 2 + (3,)
+    assert (not np.allclose(feats[0], feats[1]) and not np.allclose(feats[1], feats[2])) == distinct, condition
+    np.testing.assert_allclose(feats[0], wm.features(params, carry.goal_pixels), rtol=1e-5, atol=1e-6)
+
+  model = world_model_planner(wm, c, env.action_size)
+  _, obs = _chunked_observations(env, c)
+  goals = obs[1:4]
+  state = jax.jit(model.init)(params, jax.random.key(1), obs[0], jax.tree.map(lambda *x: jnp.stack(x), *goals))
+  plans = jax.random.uniform(jax.random.key(2), (4, c.plan.horizon, env.action_size * c.data.frameskip))
+  cost = jax.jit(lambda st: model.planning(st, None, 1)[0](plans))(state)
+  z_goal = jnp.mean(jnp.stack([wm.encode(params, g) for g in goals]), 0)
+  ctx = state.context
+  z_pred = jax.vmap(lambda p: wm.rollout(params, wm.encode(params, ctx.obs), ctx.actions, p, ctx.valid))(plans)
+  weights = objectives.horizon_weights(c.plan.objective, c.plan.horizon, 1, c.plan.staged_switch)
+  expected = objectives.latent_cost(z_pred, z_goal, weights, wm.visual_dim, c.plan.proprio_weight)
+  np.testing.assert_allclose(cost, expected, rtol=1e-4)
+  single = world_model_planner(wm, build.mode_config(cfg, "frozen"), env.action_size)
+  one = jax.jit(lambda st: single.planning(st, None, 1)[0](plans))(
+      jax.jit(single.init)(params, jax.random.key(1), obs[0], goals[0]))
+  assert not np.allclose(cost, one, rtol=1e-3)
+
+
+def test_goal_draws_is_checked(tiny):
+  """A bad `plan.goal_draws` fails when the episode is built, naming the value (the config's type check already
+  refuses floats and strings; the episode's check also guards a plain dict's)."""
+  from adajepa_jax.mpc.episode import check_goal_draws
+  cfg, env, wm, _ = tiny
+  for bad in (0, -2):
+    c = build.mode_config(cfg, "frozen")
+    c.plan.goal_draws = bad
+    with pytest.raises(ValueError, match=rf"plan.goal_draws={bad}: expected an integer >= 1"):
+      make_episode(env, wm, c)
+  for bad in (1.5, True, "3"):
+    with pytest.raises(ValueError, match="expected an integer >= 1"):
+      check_goal_draws(bad)
+  assert check_goal_draws(4) == 4

@@ -88,6 +88,10 @@ def plan_config() -> ml_collections.ConfigDict:
   c.objective = "staged"    # "terminal" | "all" | "staged"
   c.staged_switch = 5       # replans using the terminal cost before switching to all-frames 2^i
   c.proprio_weight = 1.0
+  # Beyond the paper: the goal latent is the mean of the latents of this many independent draws of the shifted
+  # goal image (the draws differ only under a random visual shift, e.g. salt-and-pepper noise). 1: the paper's
+  # protocol, one shifted goal image.
+  c.goal_draws = 1
   c.cem = ml_collections.ConfigDict(
       {"samples": 200, "elites": 30, "iterations": 10, "init_sigma": 1.0, "min_sigma": 0.05})
   c.gd = ml_collections.ConfigDict({"lr": 0.1, "steps": 100})

@@ -37,6 +37,7 @@ from flax import struct
 from adajepa_jax import adaptation, planning
 from adajepa_jax.envs import base as envs_base
 from adajepa_jax.envs import shifts as shifts_lib
+from adajepa_jax.errors import UsageError
 from adajepa_jax.models import WorldModel
 from adajepa_jax.planning import objectives
 
@@ -65,7 +66,7 @@ class ModelState:
   opt_state: Optional[optax.OptState]
   buffer: Optional[adaptation.Buffer]
   context: Context
-  goal: Frame
+  goal: Frame               # leading axis K when `plan.goal_draws` = K > 1 (the goal latent is their mean)
   setting: Optional[adaptation.AdaptSetting] = None
   base: Optional[optax.Params] = None     # `adapt.guard`: the unadapted params (those the run started from)
   guard_error: Optional[jax.Array] = None  # f32[2]: summed one-step errors of the adapted / unadapted params
@@ -92,7 +93,8 @@ class PlanningModel:
   and the true simulator (`mpc.oracle.simulator_model`, the planning ceiling) are the two here.
 
   init(params, key, obs0, goal_obs, setting=None) -> state: the model's state (a pytree) at the start of an
-    episode, from the first (shifted) observation and the (shifted) goal observation {'pixels', 'proprio'};
+    episode, from the first (shifted) observation and the (shifted) goal observation {'pixels', 'proprio'}
+    (with `plan.goal_draws` = K > 1: K draws of the shift, stacked on a leading axis);
     `key` is its own; `setting` an `adaptation.AdaptSetting` of scalars (None: the config's; models that do
     not adapt ignore it).
   planning(state, env_state, replan_idx) -> (cost_fn, describe): cost_fn(plans f32[S, H, A]) -> f32[S], and
@@ -196,6 +198,14 @@ def _slide(context, new_obs, chunk):
   return Context(obs=obs, actions=actions, valid=valid)
 
 
+def check_goal_draws(value) -> int:
+  """`plan.goal_draws` as an int >= 1; anything else raises UsageError naming the value."""
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise UsageError(f"plan.goal_draws={value!r}: expected an integer >= 1 (1: the paper's one shifted goal "
+                     "image; K > 1: the goal latent is the mean over K independent draws of the visual shift)")
+  return value
+
+
 def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_size: int,
                         max_steps: Optional[int] = None, buffer_slots: Optional[int] = None,
                         rescore: bool = False) -> PlanningModel:
@@ -214,7 +224,7 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
       None: the config's buffer.
   """
   hist, act_dim = cfg.data.history, action_size * cfg.data.frameskip
-  horizon = cfg.plan.horizon
+  horizon, goal_draws = cfg.plan.horizon, check_goal_draws(cfg.plan.goal_draws)
   # The adaptation wiring depends only on the param tree's structure (the world model's, plus LoRA adapters
   # when the spec asks), so it is resolved here, once, from its shapes. Unknown specs fail here too.
   adapt_on = bool(cfg.adapt.enabled)
@@ -283,7 +293,9 @@ def world_model_planner(wm: WorldModel, cfg: ml_collections.ConfigDict, action_s
     del env_state
     params, ctx = planning_params(state), state.context
     z_ctx = wm.encode(params, ctx.obs)                                    # [h, N, D]
-    z_goal = wm.encode(params, state.goal)                                # [N, D]
+    z_goal = wm.encode(params, state.goal)                                # [N, D] ([K, N, D]: K draws)
+    if goal_draws > 1:
+      z_goal = z_goal.mean(0)
     weights = objectives.horizon_weights(cfg.plan.objective, horizon, replan_idx, cfg.plan.staged_switch)
 
     def cost_fn(plans):                                                   # [S, H, A] -> [S]
@@ -366,6 +378,7 @@ def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel]
       and weighting within one buffer of the largest size. None: the config's settings.
   """
   conditions = shifts_lib.same_env(conditions if conditions is not None else "clean")
+  goal_draws = check_goal_draws(cfg.plan.goal_draws)
   table = None
   if settings is not None:
     if not (isinstance(model, WorldModel) and cfg.adapt.enabled):
@@ -405,8 +418,15 @@ def make_episode(env: envs_base.TaskEnv, model: Union[WorldModel, PlanningModel]
     task = shift("apply_task", condition, task)
     env_state = env.reset_to(k_reset, task)
     obs0 = shift("apply_obs", condition, env_state.obs, k_obs)
-    goal_pixels = shift("apply_pixels", condition, env_state.info["goal_obs"]["pixels"], k_goal)
-    goal_obs = {"pixels": goal_pixels, "proprio": env_state.info["goal_obs"]["proprio"]}
+    goal_pixels, goal_proprio = env_state.info["goal_obs"]["pixels"], env_state.info["goal_obs"]["proprio"]
+    if goal_draws == 1:
+      goal_pixels = shift("apply_pixels", condition, goal_pixels, k_goal)
+      goal_obs = {"pixels": goal_pixels, "proprio": goal_proprio}
+    else:   # `plan.goal_draws` independent draws of the shift, stacked: [K, H, W, 3]; the record keeps the first
+      draws = jax.vmap(lambda k: shift("apply_pixels", condition, goal_pixels, k))(
+          jax.random.split(k_goal, goal_draws))
+      goal_obs = {"pixels": draws, "proprio": jnp.broadcast_to(goal_proprio, (goal_draws,) + goal_proprio.shape)}
+      goal_pixels = draws[0]
     knobs = None if table is None else jax.tree.map(lambda x: x[setting], table)
     return Carry(env_state=env_state, model=model.init(params, k_model, obs0, goal_obs, knobs),
                  plan=jnp.zeros((horizon, act_dim)), goal_pixels=goal_pixels, condition=condition,
