@@ -10,7 +10,9 @@ label are pooled into one run: other conditions per seed (e.g. the seen shapes, 
 evaluation seeds 0-2: 9 seeds x 50); give every label its items in the same order. Every run is
 compared with the first (paired difference of success_any on the same episodes: the mean over seeds with its
 Student-t 95% CI, and the paired bootstrap 95%); runs of other episodes (condition, evaluation seed, seeds,
-episodes per seed, replans) are refused before anything is written. Each row also gives the run's held-out
+episodes per seed, replans) are refused before anything is written. `--across_conditions` admits other
+conditions of the same evaluation seed: every condition plays the same episode keys, so e.g. frozen under snp1 vs
+frozen on clean is the shift's effect on the same scenes. Each row also gives the run's held-out
 one-step error (`heldout_error`: the model's loss on each newly observed transition before it adapts on it,
 averaged over the episodes and over replans 2 to R, where an adapted model differs from the frozen one) and its
 ratio to the first run's: below 1, adaptation generalised to the transitions that came next. Writes
@@ -32,6 +34,9 @@ flags.DEFINE_integer("budget", None, "Score success within the first this many r
 flags.DEFINE_enum("metric", "success_any", ["success_any", "success_sym_any"],
                   "The per-episode outcome compared: the paper's success test, or the symmetry-aware one (angle "
                   "modulo the shape's symmetry; at a smaller --budget only for runs recording first_success_sym).")
+flags.DEFINE_bool("across_conditions", False, "Also pair runs of other shift conditions (same evaluation seed, "
+                  "seeds, episodes and budget): every condition plays the same episode keys, so the difference "
+                  "is the shift's effect on the same scenes (e.g. frozen snp1 vs frozen clean).")
 flags.mark_flags_as_required(["runs", "out"])
 
 
@@ -134,12 +139,18 @@ def outcomes(summary, budget=None, metric="success_any"):
   return metrics.success_within(summary.episodes[first], budget).tolist()
 
 
-def table(runs, budget=None, metric="success_any"):
-  """Rows: each run's success and its paired difference against the first run (same episodes, checked)."""
+def table(runs, budget=None, metric="success_any", across_conditions=False):
+  """Rows: each run's success and its paired difference against the first run (same episodes, checked; other
+  conditions on the same episode keys with `across_conditions`)."""
+  from adajepa_jax.errors import UsageError
   from adajepa_jax.eval import metrics, summary
   base = runs[0][1]
   for _, s in runs[1:]:
-    summary.check_same_episodes(s, base)
+    if not across_conditions and s.condition != base.condition:
+      summary.check_same_episodes(s, base, across_conditions=True)   # other episodes are refused first
+      raise UsageError(f"Runs {s.condition}__{s.mode} and {base.condition}__{base.mode} are of other conditions; "
+                       "--across_conditions pairs them on the same scenes (the shift's own effect)")
+    summary.check_same_episodes(s, base, across_conditions)
   rows = []
   base_error = heldout_error(base)
   for label, s in runs:
@@ -163,7 +174,7 @@ def table(runs, budget=None, metric="success_any"):
 def main(argv):
   del argv
   from adajepa_jax.eval import report
-  rows = table(parse_runs(FLAGS.runs), FLAGS.budget, FLAGS.metric)
+  rows = table(parse_runs(FLAGS.runs), FLAGS.budget, FLAGS.metric, FLAGS.across_conditions)
   columns = ["run", "condition", "eval_seed", "mode", "planner", "budget", "episodes", "metric", "success_mean",
              "diff_vs_first_mean", "diff_boot95", "proprio_cost_pct", "heldout_error", "heldout_error_vs_first"]
   print(report.write_table(rows, FLAGS.out, columns))

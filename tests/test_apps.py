@@ -99,6 +99,17 @@ def test_paired_runs_on_known_outcomes(tmp_path):
   lines = r.stderr.strip().splitlines()
   assert r.returncode == 2 and len(lines) == 1 and "differ in eval_seed: 2 vs 0" in lines[0], r.stderr
   assert not (tmp_path / "bad.md").exists()
+  (tmp_path / "e.json").write_text(json.dumps(_summary([1, 1, 1, 1, 0, 1, 1, 0], condition="snp1")))
+  r = _run("paired_runs.py", f"--runs=clean:{paths['a']},snp1:{tmp_path / 'e.json'}", f"--out={tmp_path}/shift")
+  assert r.returncode == 2 and "other conditions; --across_conditions pairs them" in r.stderr, r.stderr
+  r = _run("paired_runs.py", f"--runs=clean:{paths['a']},snp1:{tmp_path / 'e.json'}", f"--out={tmp_path}/shift",
+           "--across_conditions")
+  assert r.returncode == 0, r.stderr
+  md = (tmp_path / "shift.md").read_text().splitlines()[3]   # per seed +50 (100 vs 50) and +25 (50 vs 25)
+  assert md.startswith("| snp1 | snp1 |") and "| 37.5 ± 158.8 | [12.5, 75.0] |" in md, md
+  r = _run("paired_runs.py", f"--runs=uniform:{paths['a']},other:{paths['c']}", f"--out={tmp_path}/bad",
+           "--across_conditions")
+  assert r.returncode == 2 and "differ in eval_seed: 2 vs 0" in r.stderr, r.stderr   # other episodes still refused
   # The symmetry-aware test: b succeeds on 3 more episodes than a (per seed 100 vs 50, 50 vs 25).
   for name, sym in (("a", [0, 0, 1, 1, 0, 1, 0, 0]), ("b", [1, 1, 1, 1, 0, 1, 1, 0])):
     s = json.loads(paths[name].read_text())

@@ -241,10 +241,13 @@ def check_resumable(found: RunSummary, expected: Provenance, path: str) -> None:
                      "--workdir, or delete the file to re-run it")
 
 
-def check_same_episodes(summary: RunSummary, baseline: RunSummary) -> None:
+def check_same_episodes(summary: RunSummary, baseline: RunSummary, across_conditions: bool = False) -> None:
   """Raises UsageError unless two runs ran the same episodes (condition, evaluation seed, seeds, episodes per
-  seed and replan budget), so that their per-episode outcomes may be paired."""
-  diffs = summary.provenance().differences(baseline.provenance(), Provenance.EPISODE_FIELDS)
+  seed and replan budget), so that their per-episode outcomes may be paired. `across_conditions`: the condition
+  may differ (every condition of an evaluation seed plays the same episode keys, `mpc.with_conditions`, so the
+  pair measures the shift's effect on the same scenes)."""
+  fields = [f for f in Provenance.EPISODE_FIELDS if not (across_conditions and f == "condition")]
+  diffs = summary.provenance().differences(baseline.provenance(), fields)
   if diffs:
     raise UsageError(f"Runs {summary.condition}__{summary.mode} and {baseline.condition}__{baseline.mode} "
                      f"differ in {'; '.join(diffs)}: a paired comparison needs the same episodes")
