@@ -146,11 +146,10 @@ def table(runs, budget=None, metric="success_any", across_conditions=False):
   from adajepa_jax.eval import metrics, summary
   base = runs[0][1]
   for _, s in runs[1:]:
+    summary.check_same_episodes(s, base, across_conditions=True)   # other episodes are refused first
     if not across_conditions and s.condition != base.condition:
-      summary.check_same_episodes(s, base, across_conditions=True)   # other episodes are refused first
       raise UsageError(f"Runs {s.condition}__{s.mode} and {base.condition}__{base.mode} are of other conditions; "
                        "--across_conditions pairs them on the same scenes (the shift's own effect)")
-    summary.check_same_episodes(s, base, across_conditions)
   rows = []
   base_error = heldout_error(base)
   for label, s in runs:
