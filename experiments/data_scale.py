@@ -7,10 +7,17 @@ Cell (K, N) trains on the first K of T, L, Z, + with K * N trajectories (`data.e
 steps fixed per K (`--steps`, one per K; default the config's `train.steps` for every K), then evaluates on
 the 7 `shape_<name>` conditions (one compiled program per mode). Each cell has its own workdir,
 `<workdir>/k<K>_n<N>` (data, checkpoints, evidence, eval/): every stage resumes, so re-running the command
-continues an interrupted grid. Writes <workdir>/data_scale.{csv,md} (one row per cell and mode: success on the
+continues an interrupted grid. Writes <workdir>/data_scale.{csv,md} (one row per evaluated cell of the grid and mode: success on the
 cell's own training shapes ("seen") and on the held-out I, smallT, square ("unseen"), pooled per seed, with
 the paired difference adaptive - frozen), <workdir>/data_scale.png (heatmaps) and
 <workdir>/data_scale_claims.{csv,md} (the paper's two claims as paired differences between cells: `claims`).
+
+`--tables_only` runs nothing: it rebuilds those files from the grid's cells already evaluated under --workdir,
+in a cell's `eval/results/` or in a committed copy's `json/` (results/data_scale holds one per cell), and
+lists the cells it leaves out:
+
+  python experiments/data_scale.py --workdir=results/data_scale --shapes_k=1,2,4 --per_shape=250,500,1000 \
+      --steps=6000,6000,6000 --tables_only
 """
 import json
 import os
@@ -27,6 +34,8 @@ flags.DEFINE_list("shapes_k", ["1", "2", "4"], "K: numbers of training shapes (t
 flags.DEFINE_list("per_shape", ["250", "500", "1000"], "N: trajectories per training shape.")
 flags.DEFINE_list("steps", [], "Training steps, one per K (default: the config's train.steps for every K).")
 flags.DEFINE_list("modes", [], "'frozen' and/or adaptation specs. Default: frozen and the config's adapt.spec.")
+flags.DEFINE_bool("tables_only", False, "Run nothing: rebuild the tables and heatmaps from the grid's cells "
+                  "already evaluated under --workdir (`eval/results/` or a committed copy's `json/`).")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -90,8 +99,9 @@ def claims(results, modes, seeds):
   evaluates the same episode keys), one row per comparison.
 
   results: {(K, N): {(condition, mode): RunSummary}}.
-  - 'more shapes at a fixed total' (the unseen shapes pooled per seed): for every total K * N that both the
-    smallest and the largest K reach, cell (K_max, total / K_max) - cell (K_min, total / K_min), per mode.
+  - 'more shapes at a fixed total' (the unseen shapes pooled per seed): for every K above the smallest K_min
+    and every total K * N that both K and K_min reach, cell (K, total / K) - cell (K_min, total / K_min), per
+    mode.
     Paper (adapted, 16k trajectories): 4 shapes x 4k 51.9 vs 1 shape x 16k 45.8.
   - 'adapted small vs frozen large' (shape T, the one shape every cell trains on): the smallest cell (K_min,
     N_min) adapted - the largest (K_max, N_max) frozen. Paper (seen shapes): 1 x 1k adapted 60.8 vs frozen
@@ -123,11 +133,12 @@ def claims(results, modes, seeds):
   if len(ks) < 2:
     return rows
   lo, hi = ks[0], ks[-1]
-  totals = sorted({lo * n for k, n in results if k == lo} & {hi * n for k, n in results if k == hi})
-  for total in totals:
-    for m in modes:
-      rows.append(row("more shapes at a fixed total (unseen)", ((hi, total // hi), m), ((lo, total // lo), m),
-                      unseen, "4 x 4k 51.9 vs 1 x 16k 45.8 (adapted)"))
+  for k in ks[1:]:
+    totals = sorted({lo * n for c, n in results if c == lo} & {k * n for c, n in results if c == k})
+    for total in totals:
+      for m in modes:
+        rows.append(row("more shapes at a fixed total (unseen)", ((k, total // k), m), ((lo, total // lo), m),
+                        unseen, "4 x 4k 51.9 vs 1 x 16k 45.8 (adapted)"))
   adaptive = [m for m in modes if m != "frozen"]
   if adaptive and "frozen" in modes:
     small = (lo, min(n for k, n in results if k == lo))
@@ -171,6 +182,10 @@ def main(argv):
     raise UsageError(f"data_scale.py runs PushObj configs; got task {base.task.name!r}")
   cells = grid(FLAGS.shapes_k, FLAGS.per_shape, FLAGS.steps, int(base.train.steps))
   conditions = [shifts.shape_condition(s) for s in shapes.TRAIN_SHAPES + shapes.TEST_SHAPES]
+  if FLAGS.tables_only:
+    rows, results, seeds = evaluated_cells(cells, conditions, modes)
+    write_tables(rows, results, modes, seeds, FLAGS.workdir)
+    return
   os.makedirs(FLAGS.workdir, exist_ok=True)
   rows, results = [], {}
   for i, (k, n, steps) in enumerate(cells):
@@ -188,14 +203,53 @@ def main(argv):
     done = pipeline.evaluate_and_report(cfg, params, eval_dir, conditions, modes, gifs=0)
     summaries = results[k, n] = {(s.condition, s.mode): s for s in done}
     rows += cell_rows(k, n, steps, summaries, modes, cfg.eval.seeds)
-    columns = ["shapes_k", "per_shape", "trajectories", "steps", "mode", "seen_mean", "seen_diff_mean",
-               "seen_diff_boot95", "unseen_mean", "unseen_diff_mean", "unseen_diff_boot95"]
-    table = report.write_table(rows, os.path.join(FLAGS.workdir, "data_scale"), columns)
-    plot(rows, modes, os.path.join(FLAGS.workdir, "data_scale.png"))
-  print(table)
-  found = claims(results, modes, base.eval.seeds)
+    write_tables(rows, {}, modes, cfg.eval.seeds, FLAGS.workdir)
+  write_tables(rows, results, modes, base.eval.seeds, FLAGS.workdir)
+
+
+def evaluated_cells(cells, conditions, modes):
+  """(rows, results, seeds) of the grid's cells whose every (condition, mode) run is stored under --workdir, in
+  `k<K>_n<N>/eval/results/` (a cell's workdir) or `k<K>_n<N>/json/` (a committed copy); prints the others."""
+  from adajepa_jax.errors import UsageError
+  from adajepa_jax.eval import pipeline
+  rows, results, missing = [], {}, []
+  for k, n, steps in cells:
+    cell = os.path.join(FLAGS.workdir, f"k{k}_n{n}")
+    folder = next((f for f in (os.path.join(cell, "eval", "results"), os.path.join(cell, "json"))
+                   if os.path.isdir(f)), None)
+    paths = {(c, m): os.path.join(folder or "", f"{c}__{m}.json") for c in conditions for m in modes}
+    if folder is None or not all(os.path.exists(p) for p in paths.values()):
+      missing.append(f"k{k}_n{n}")
+      continue
+    summaries = results[k, n] = {key: pipeline.read_summary(p) for key, p in paths.items()}
+    seeds = {s.seeds for s in summaries.values()}
+    if len(seeds) != 1:
+      raise UsageError(f"the runs of cell k{k}_n{n} have different numbers of seeds {sorted(seeds)}")
+    rows += cell_rows(k, n, steps, summaries, modes, seeds.pop())
+  if missing:
+    print(f"not evaluated (left out): {', '.join(missing)}")
+  if not rows:
+    raise UsageError(f"no cell of the grid has every run of modes {list(modes)} under {FLAGS.workdir!r} "
+                     f"(looked for k<K>_n<N>/eval/results/ and k<K>_n<N>/json/)")
+  seeds = {s.seeds for cell in results.values() for s in cell.values()}
+  if len(seeds) != 1:
+    raise UsageError(f"the cells' runs have different numbers of seeds {sorted(seeds)}: not paired")
+  return rows, results, seeds.pop()
+
+
+def write_tables(rows, results, modes, seeds, workdir):
+  """data_scale.{csv,md,png} from the rows; data_scale_claims.{csv,md} from the results when any claim has
+  both of its cells."""
+  from adajepa_jax.eval import report
+  columns = ["shapes_k", "per_shape", "trajectories", "steps", "mode", "seen_mean", "seen_diff_mean",
+             "seen_diff_boot95", "unseen_mean", "unseen_diff_mean", "unseen_diff_boot95"]
+  table = report.write_table(rows, os.path.join(workdir, "data_scale"), columns)
+  plot(rows, modes, os.path.join(workdir, "data_scale.png"))
+  found = claims(results, modes, seeds) if results else []
+  if results:
+    print(table)
   if found:
-    print(report.write_table(found, os.path.join(FLAGS.workdir, "data_scale_claims"),
+    print(report.write_table(found, os.path.join(workdir, "data_scale_claims"),
                              ["claim", "a", "b", "episodes", "a_mean", "b_mean", "diff_mean", "diff_boot95",
                               "paper"]))
 

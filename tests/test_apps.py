@@ -140,8 +140,8 @@ def test_data_scale_bad_grid_is_one_line(tmp_path, args, message):
 
 def test_data_scale_claims_pair_cells_on_the_same_episodes():
   """The paper's two claims from hand-made cells (1 seed x 4 episodes per shape): at totals 2 and 4, K=2 beats
-  K=1 on the pooled unseen shapes by 25 points in both modes; the adapted smallest cell beats the frozen largest
-  on shape T by 100."""
+  K=1 on the pooled unseen shapes by 25 points in both modes, and at total 4 K=4 beats K=1 by 50; the adapted
+  smallest cell beats the frozen largest (K=4 N=1) on shape T by 100."""
   code = """
 import json, sys
 sys.path.insert(0, "experiments")
@@ -152,7 +152,8 @@ def run(cond, mode, outcomes):
       "episodes_per_seed": 4, "eval_seed": 2, "settings": {"plan": {}, "adapt": {}, "checkpoint": None},
       "success_any": {"mean": 0.0, "ci95": 0.0, "per_seed": [], "episodes": 4},
       "episodes": {"success_any": outcomes}})
-unseen = {(2, 1): [1, 1, 0, 0], (1, 2): [1, 0, 0, 0], (2, 2): [1, 1, 1, 0], (1, 4): [1, 1, 0, 0]}
+unseen = {(2, 1): [1, 1, 0, 0], (1, 2): [1, 0, 0, 0], (2, 2): [1, 1, 1, 0], (1, 4): [1, 1, 0, 0],
+          (4, 1): [1, 1, 1, 1]}
 results = {}
 for cell, u in unseen.items():
   for mode in ("frozen", "predlast+enclast"):
@@ -172,8 +173,50 @@ print(json.dumps([(r["claim"], r["a"], r["b"], r["episodes"], r["diff_mean"]) fo
                   [fixed, "K=2 N=1 predlast+enclast", "K=1 N=2 predlast+enclast", 12, 25.0],
                   [fixed, "K=2 N=2 frozen", "K=1 N=4 frozen", 12, 25.0],
                   [fixed, "K=2 N=2 predlast+enclast", "K=1 N=4 predlast+enclast", 12, 25.0],
-                  ["adapted small vs frozen large (shape T)", "K=1 N=2 predlast+enclast", "K=2 N=2 frozen", 4,
+                  [fixed, "K=4 N=1 frozen", "K=1 N=4 frozen", 12, 50.0],
+                  [fixed, "K=4 N=1 predlast+enclast", "K=1 N=4 predlast+enclast", 12, 50.0],
+                  ["adapted small vs frozen large (shape T)", "K=1 N=2 predlast+enclast", "K=4 N=1 frozen", 4,
                    100.0]]
+
+
+def test_data_scale_tables_only_rebuilds_from_stored_runs(tmp_path):
+  """--tables_only reads hand-made runs from a cell's workdir layout (k1_n2/eval/results/) and from a committed
+  copy's (k2_n1/json/), leaves out and names the cells without runs, and writes the table and the claims;
+  with no evaluated cell it is a one-line error."""
+  import csv
+  import json
+  modes = ["frozen", "predlast+enclast"]
+  shapes = ["T", "L", "Z", "plus", "I", "smallT", "square"]
+  for cell, folder, unseen in (("k1_n2", "eval/results", [1, 0, 0, 0]), ("k2_n1", "json", [1, 1, 0, 0])):
+    os.makedirs(tmp_path / cell / folder)
+    for shape in shapes:
+      for mode in modes:
+        outcomes = unseen if shape in ("I", "smallT", "square") else [1, 1, 1, 1] if mode != "frozen" else [0] * 4
+        run = {"condition": f"shape_{shape}", "mode": mode, "planner": "cem", "replans": 20, "seeds": 1,
+               "episodes_per_seed": 4, "eval_seed": 2, "settings": {"plan": {}, "adapt": {}, "checkpoint": None},
+               "success_any": {"mean": 0.0, "ci95": 0.0, "per_seed": [], "episodes": 4},
+               "episodes": {"success_any": outcomes}}
+        with open(tmp_path / cell / folder / f"shape_{shape}__{mode}.json", "w") as f:
+          json.dump(run, f)
+  args = ["--config=adajepa_jax/configs/pushobj.py:tiny", "--shapes_k=1,2", "--per_shape=1,2", "--steps=5,7",
+          "--modes=frozen,predlast+enclast", "--tables_only"]
+  r = _run("data_scale.py", f"--workdir={tmp_path}", *args)
+  assert r.returncode == 0, r.stderr
+  assert "not evaluated (left out): k1_n1, k2_n2" in r.stdout
+  with open(tmp_path / "data_scale.csv") as f:
+    rows = [(x["shapes_k"], x["per_shape"], x["steps"], x["mode"], float(x["seen_mean"]),
+             float(x["unseen_mean"])) for x in csv.DictReader(f)]
+  assert rows == [("1", "2", "5", "frozen", 0.0, 25.0), ("1", "2", "5", "predlast+enclast", 100.0, 25.0),
+                  ("2", "1", "7", "frozen", 0.0, 50.0), ("2", "1", "7", "predlast+enclast", 100.0, 50.0)]
+  assert os.path.getsize(tmp_path / "data_scale.png") > 0
+  with open(tmp_path / "data_scale_claims.csv") as f:
+    claims = [(x["a"], x["b"], float(x["diff_mean"])) for x in csv.DictReader(f)]
+  assert claims == [("K=2 N=1 frozen", "K=1 N=2 frozen", 25.0),
+                    ("K=2 N=1 predlast+enclast", "K=1 N=2 predlast+enclast", 25.0),
+                    ("K=1 N=2 predlast+enclast", "K=2 N=1 frozen", 100.0)]
+  r = _run("data_scale.py", f"--workdir={tmp_path}/empty", *args)
+  lines = r.stderr.strip().splitlines()
+  assert r.returncode == 2 and len(lines) == 1 and "no cell of the grid has every run" in lines[0], r.stderr
 
 
 @pytest.mark.slow
