@@ -4,7 +4,9 @@ process's run of the same keys on its 2 host devices (the same partitioned progr
 collect a tiny dataset together, which process 0 writes: it must equal this process's 2-device collection.
 
 The three processes compile the two programs side by side; process 1 always compiles (JAX caches a
-multi-process CPU program for process 0 only): 65-120 s on 2 shared cores, 165 s with an empty cache."""
+multi-process CPU program for process 0 only): 65-120 s on 2 shared cores, 165 s with an empty cache, and the
+other pytest worker runs at a third of its speed meanwhile. So it is a `slow` test (`make test-slow`); the
+single-process sharded programs are checked by tests/test_mpc.py in every run."""
 import os
 import socket
 import subprocess
@@ -12,6 +14,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 import multihost_worker
 
@@ -24,6 +27,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_gather_the_single_process_results(tmp_path):
   import jax
   flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
