@@ -373,7 +373,9 @@ def main(argv):
   print(f"device: {jax.devices()[0].device_kind} x{len(jax.devices())}; config {config.task.name} "
         f"{config.task.kwargs.image_size}px, CEM {config.plan.cem.samples}x{config.plan.cem.iterations}, "
         f"GD {config.plan.gd.steps} steps, adapt {config.adapt.spec}")
-  results = {"device": jax.devices()[0].device_kind, "config": config.to_dict(),
+  host = utils.host_info()
+  print(f"host: {host['cpu']}")
+  results = {"device": jax.devices()[0].device_kind, "host": host, "config": config.to_dict(),
              "xla_flags": os.environ.get("XLA_FLAGS", "")}
   sections = {
       "d": ("compile", lambda: compile_times(config, params, replans)),
