@@ -203,8 +203,7 @@ def main(argv):
     done = pipeline.evaluate_and_report(cfg, params, eval_dir, conditions, modes, gifs=0)
     summaries = results[k, n] = {(s.condition, s.mode): s for s in done}
     rows += cell_rows(k, n, steps, summaries, modes, cfg.eval.seeds)
-    write_tables(rows, {}, modes, cfg.eval.seeds, FLAGS.workdir)
-  write_tables(rows, results, modes, base.eval.seeds, FLAGS.workdir)
+    write_tables(rows, results, modes, cfg.eval.seeds, FLAGS.workdir)
 
 
 def evaluated_cells(cells, conditions, modes):
@@ -212,42 +211,39 @@ def evaluated_cells(cells, conditions, modes):
   `k<K>_n<N>/eval/results/` (a cell's workdir) or `k<K>_n<N>/json/` (a committed copy); prints the others."""
   from adajepa_jax.errors import UsageError
   from adajepa_jax.eval import pipeline
-  rows, results, missing = [], {}, []
+  results, found, missing = {}, [], []
   for k, n, steps in cells:
     cell = os.path.join(FLAGS.workdir, f"k{k}_n{n}")
-    folder = next((f for f in (os.path.join(cell, "eval", "results"), os.path.join(cell, "json"))
-                   if os.path.isdir(f)), None)
-    paths = {(c, m): os.path.join(folder or "", f"{c}__{m}.json") for c in conditions for m in modes}
-    if folder is None or not all(os.path.exists(p) for p in paths.values()):
+    paths = [{(c, m): os.path.join(folder, f"{c}__{m}.json") for c in conditions for m in modes}
+             for folder in (os.path.join(cell, "eval", "results"), os.path.join(cell, "json"))]
+    paths = next((p for p in paths if all(os.path.exists(f) for f in p.values())), None)
+    if paths is None:
       missing.append(f"k{k}_n{n}")
       continue
-    summaries = results[k, n] = {key: pipeline.read_summary(p) for key, p in paths.items()}
-    seeds = {s.seeds for s in summaries.values()}
-    if len(seeds) != 1:
-      raise UsageError(f"the runs of cell k{k}_n{n} have different numbers of seeds {sorted(seeds)}")
-    rows += cell_rows(k, n, steps, summaries, modes, seeds.pop())
+    results[k, n] = {key: pipeline.read_summary(f) for key, f in paths.items()}
+    found.append((k, n, steps))
   if missing:
     print(f"not evaluated (left out): {', '.join(missing)}")
-  if not rows:
+  if not results:
     raise UsageError(f"no cell of the grid has every run of modes {list(modes)} under {FLAGS.workdir!r} "
                      f"(looked for k<K>_n<N>/eval/results/ and k<K>_n<N>/json/)")
   seeds = {s.seeds for cell in results.values() for s in cell.values()}
   if len(seeds) != 1:
     raise UsageError(f"the cells' runs have different numbers of seeds {sorted(seeds)}: not paired")
-  return rows, results, seeds.pop()
+  seeds = seeds.pop()
+  rows = [row for k, n, steps in found for row in cell_rows(k, n, steps, results[k, n], modes, seeds)]
+  return rows, results, seeds
 
 
 def write_tables(rows, results, modes, seeds, workdir):
-  """data_scale.{csv,md,png} from the rows; data_scale_claims.{csv,md} from the results when any claim has
-  both of its cells."""
+  """Writes and prints data_scale.{csv,md,png} from the rows, and data_scale_claims.{csv,md} from the results
+  when any claim has both of its cells."""
   from adajepa_jax.eval import report
   columns = ["shapes_k", "per_shape", "trajectories", "steps", "mode", "seen_mean", "seen_diff_mean",
              "seen_diff_boot95", "unseen_mean", "unseen_diff_mean", "unseen_diff_boot95"]
-  table = report.write_table(rows, os.path.join(workdir, "data_scale"), columns)
+  print(report.write_table(rows, os.path.join(workdir, "data_scale"), columns))
   plot(rows, modes, os.path.join(workdir, "data_scale.png"))
-  found = claims(results, modes, seeds) if results else []
-  if results:
-    print(table)
+  found = claims(results, modes, seeds)
   if found:
     print(report.write_table(found, os.path.join(workdir, "data_scale_claims"),
                              ["claim", "a", "b", "episodes", "a_mean", "b_mean", "diff_mean", "diff_boot95",
